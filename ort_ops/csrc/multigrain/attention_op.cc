@@ -1,0 +1,121 @@
+// ORT glue of MultigrainAttention: inputs query, key, value, attention_mask, global_query?,
+// global_key?, global_value?; attributes num_heads, window, scale?. CPU (float32) and CUDA
+// (float32/float16/bfloat16) kernels; shape checks shared in attention_problem.cc.
+#include "multigrain/attention_op.h"
+
+#include <cmath>
+#include <limits>
+
+#include "multigrain/attention_cpu.h"
+#include "multigrain/attention_problem.h"
+#include "ort/ort_parallel.h"
+#ifdef ORTOPS_WITH_CUDA
+#include "multigrain/attention_cuda.h"
+#include "ort/cuda_glue.h"
+#endif
+
+namespace ortops::ort {
+
+namespace {
+enum Input : size_t { kQuery = 0, kKey, kValue, kMask, kGlobalQuery, kGlobalKey, kGlobalValue };
+
+int64_t required_int(const OrtKernelInfo* info, const char* name, const std::string& node) {
+  auto v = int_attribute(info, name);
+  if (!v) fail("MultigrainAttention node '", node, "': attribute '", name, "' is required");
+  return *v;
+}
+
+AttentionProblem problem_of(Ort::KernelContext& ctx, const std::string& node, int64_t heads, int64_t window,
+                            float scale) {
+  std::vector<int64_t> globals[3];
+  const std::vector<int64_t>* global_ptrs[3] = {nullptr, nullptr, nullptr};
+  for (int g = 0; g < 3; ++g)
+    if (has_input(ctx, kGlobalQuery + g)) {
+      globals[g] = input_shape(ctx, kGlobalQuery + g);
+      global_ptrs[g] = &globals[g];
+    }
+  return make_attention_problem(node, heads, window, scale, input_shape(ctx, kQuery), input_shape(ctx, kKey),
+                                input_shape(ctx, kValue), input_shape(ctx, kMask), global_ptrs);
+}
+
+bool mask_is_int64(const Ort::ConstValue& mask, const std::string& node) {
+  const auto type = mask.GetTensorTypeAndShapeInfo().GetElementType();
+  if (type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64) return true;
+  if (type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32) return false;
+  fail("MultigrainAttention node '", node, "': input 'attention_mask' must be int32 or int64 (0 padding, 1 local, ",
+       "2 global); got ONNX element type ", static_cast<int>(type));
+}
+}  // namespace
+
+AttentionKernelBase::AttentionKernelBase(const OrtKernelInfo* info)
+    : node_(node_name(info)),
+      num_heads_(required_int(info, "num_heads", node_)),
+      window_(required_int(info, "window", node_)),
+      scale_attr_(float_attribute(info, "scale").value_or(std::numeric_limits<float>::quiet_NaN())) {
+  check_attention_attributes(node_, num_heads_, window_);
+}
+
+void AttentionKernelBase::InferShape(ShapeInference& ctx, ONNXTensorElementDataType type) {
+  auto q = ctx.input(kQuery);
+  if (!q) return;
+  if (q->size() != 3) fail("MultigrainAttention: input 'query' must have rank 3 ([B, S, H*D]); got rank ", q->size());
+  // Every shape known: run the full check, so a bad graph fails when the session is created.
+  const auto heads = ctx.int_attribute("num_heads"), window = ctx.int_attribute("window");
+  const auto cq = ctx.concrete_input(kQuery), ck = ctx.concrete_input(kKey), cv = ctx.concrete_input(kValue);
+  const auto cmask = ctx.concrete_input(kMask);
+  if (heads && window && cq && ck && cv && cmask) {
+    std::optional<std::vector<int64_t>> globals[3];
+    const std::vector<int64_t>* global_ptrs[3] = {nullptr, nullptr, nullptr};
+    for (int g = 0; g < 3; ++g)
+      if ((globals[g] = ctx.concrete_input(kGlobalQuery + g))) global_ptrs[g] = &*globals[g];
+    make_attention_problem("<shape inference>", *heads, *window, std::numeric_limits<float>::quiet_NaN(), *cq, *ck,
+                           *cv, *cmask, global_ptrs);
+  }
+  ctx.set_output(0, *q, type);
+}
+
+void AttentionCpuKernel::Compute(OrtKernelContext* raw) const {
+  Ort::KernelContext ctx(raw);
+  const AttentionProblem p = problem_of(ctx, node_, num_heads_, window_, scale_attr_);
+  auto mask_value = ctx.GetInput(kMask);
+  std::vector<int8_t> mask(static_cast<size_t>(p.batch * p.seq_len));
+  if (mask_is_int64(mask_value, node_))
+    normalize_mask(node_, mask_value.GetTensorData<int64_t>(), p.batch, p.seq_len, mask.data());
+  else
+    normalize_mask(node_, mask_value.GetTensorData<int32_t>(), p.batch, p.seq_len, mask.data());
+  auto out = ctx.GetOutput(0, input_shape(ctx, kQuery));
+  if (p.batch * p.seq_len == 0) return;
+  const float* q = ctx.GetInput(kQuery).GetTensorData<float>();
+  const float* k = ctx.GetInput(kKey).GetTensorData<float>();
+  const float* v = ctx.GetInput(kValue).GetTensorData<float>();
+  const float* gq = p.has_global_query ? ctx.GetInput(kGlobalQuery).GetTensorData<float>() : q;
+  const float* gk = p.has_global_key ? ctx.GetInput(kGlobalKey).GetTensorData<float>() : k;
+  const float* gv = p.has_global_value ? ctx.GetInput(kGlobalValue).GetTensorData<float>() : v;
+  cpu::multigrain_attention(p, q, k, v, gq, gk, gv, mask.data(), out.GetTensorMutableData<float>(),
+                            ort_parallel_for(raw));
+}
+
+#ifdef ORTOPS_WITH_CUDA
+void AttentionCudaKernel::Compute(OrtKernelContext* raw) const {
+  Ort::KernelContext ctx(raw);
+  const AttentionProblem p = problem_of(ctx, node_, num_heads_, window_, scale_attr_);
+  auto query = ctx.GetInput(kQuery);
+  const bool mask64 = mask_is_int64(ctx.GetInput(kMask), node_);
+  auto out = ctx.GetOutput(0, input_shape(ctx, kQuery));
+  if (p.batch * p.seq_len == 0) return;
+  const DType dtype = dtype_of(query, "MultigrainAttention", node_);
+  const void* q = query.GetTensorRawData();
+  const void* k = ctx.GetInput(kKey).GetTensorRawData();
+  const void* v = ctx.GetInput(kValue).GetTensorRawData();
+  const void* gq = p.has_global_query ? ctx.GetInput(kGlobalQuery).GetTensorRawData() : q;
+  const void* gk = p.has_global_key ? ctx.GetInput(kGlobalKey).GetTensorRawData() : k;
+  const void* gv = p.has_global_value ? ctx.GetInput(kGlobalValue).GetTensorRawData() : v;
+  cudaStream_t stream = static_cast<cudaStream_t>(ctx.GetGPUComputeStream());
+  Scratch scratch(ctx, query, cuda::multigrain_attention_workspace_bytes(p, dtype));
+  check_cuda(cuda::multigrain_attention(p, dtype, q, k, v, gq, gk, gv, ctx.GetInput(kMask).GetTensorRawData(), mask64,
+                                        out.GetTensorMutableRawData(), scratch.data(), stream),
+             "MultigrainAttention", node_);
+}
+#endif
+
+}  // namespace ortops::ort

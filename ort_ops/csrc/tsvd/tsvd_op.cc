@@ -1,0 +1,89 @@
+// ORT glue of TSVDMatMul: inputs A, U, V, bias?; attribute out_features; CPU (float32) and CUDA
+// (float32/float16/bfloat16) kernels. Shape checks live in tsvd_problem.cc, shared by both.
+#include "tsvd/tsvd_op.h"
+
+#include "ort/ort_parallel.h"
+#include "tsvd/tsvd_cpu.h"
+#include "tsvd/tsvd_problem.h"
+#ifdef ORTOPS_WITH_CUDA
+#include "ort/cuda_glue.h"
+#include "tsvd/tsvd_cuda.h"
+#endif
+
+namespace ortops::ort {
+
+namespace {
+enum Input : size_t { kA = 0, kU = 1, kV = 2, kBias = 3 };
+
+int64_t read_out_features(const OrtKernelInfo* info, const std::string& node) {
+  auto n = int_attribute(info, "out_features");
+  if (!n) return -1;
+  if (*n < 1) fail("TSVDMatMul node '", node, "': attribute out_features must be >= 1; got ", *n);
+  return *n;
+}
+
+TsvdProblem problem_of(Ort::KernelContext& ctx, const std::string& node, int64_t out_features) {
+  const auto a = input_shape(ctx, kA), u = input_shape(ctx, kU), v = input_shape(ctx, kV);
+  std::vector<int64_t> bias;
+  const bool with_bias = has_input(ctx, kBias);
+  if (with_bias) bias = input_shape(ctx, kBias);
+  return make_tsvd_problem(node, a, u, v, with_bias ? &bias : nullptr, out_features);
+}
+}  // namespace
+
+TsvdKernelBase::TsvdKernelBase(const OrtKernelInfo* info)
+    : node_(node_name(info)), out_features_(read_out_features(info, node_)) {}
+
+void TsvdKernelBase::InferShape(ShapeInference& ctx, ONNXTensorElementDataType type) {
+  auto a = ctx.input(kA);
+  if (!a) return;  // rank unknown: nothing to say
+  if (a->empty()) fail("TSVDMatMul: input 'A' must have rank >= 1 ([..., K]); got a scalar");
+  const auto out_features = ctx.int_attribute("out_features");
+  const auto ca = ctx.concrete_input(kA), cu = ctx.concrete_input(kU), cv = ctx.concrete_input(kV);
+  const auto cbias = ctx.concrete_input(kBias);
+  SymShape out = *a;
+  if (ca && cu && cv) {
+    // Every shape known: run the full check, so a bad graph fails when the session is created.
+    out.back() = Dim{make_tsvd_problem("<shape inference>", *ca, *cu, *cv, cbias ? &*cbias : nullptr,
+                                       out_features.value_or(-1)).N, ""};
+  } else if (out_features) {
+    out.back() = Dim{*out_features, ""};
+  } else if (cu && cv && cu->size() == 4 && cv->size() == 4) {
+    // N = Tn * tn: the grid width from whichever factor is not shared.
+    out.back() = Dim{((*cu)[1] != 1 ? (*cu)[1] : (*cv)[1]) * (*cv)[3], ""};
+  } else {
+    out.back() = Dim{-1, "tsvd_out_features"};
+  }
+  ctx.set_output(0, out, type);
+}
+
+void TsvdCpuKernel::Compute(OrtKernelContext* raw) const {
+  Ort::KernelContext ctx(raw);
+  const TsvdProblem p = problem_of(ctx, node_, out_features_);
+  auto out = ctx.GetOutput(0, tsvd_output_shape(input_shape(ctx, kA), p.N));
+  if (p.M == 0) return;
+  const float* bias = p.has_bias ? ctx.GetInput(kBias).GetTensorData<float>() : nullptr;
+  cpu::tsvd_matmul(p, ctx.GetInput(kA).GetTensorData<float>(), ctx.GetInput(kU).GetTensorData<float>(),
+                   ctx.GetInput(kV).GetTensorData<float>(), bias, out.GetTensorMutableData<float>(),
+                   ort_parallel_for(raw));
+}
+
+#ifdef ORTOPS_WITH_CUDA
+void TsvdCudaKernel::Compute(OrtKernelContext* raw) const {
+  Ort::KernelContext ctx(raw);
+  const TsvdProblem p = problem_of(ctx, node_, out_features_);
+  auto A = ctx.GetInput(kA);
+  auto out = ctx.GetOutput(0, tsvd_output_shape(input_shape(ctx, kA), p.N));
+  if (p.M == 0) return;
+  const DType dtype = dtype_of(A, "TSVDMatMul", node_);
+  const void* bias = p.has_bias ? ctx.GetInput(kBias).GetTensorRawData() : nullptr;
+  cudaStream_t stream = static_cast<cudaStream_t>(ctx.GetGPUComputeStream());
+  Scratch scratch(ctx, A, cuda::tsvd_matmul_workspace_bytes(p, dtype));
+  check_cuda(cuda::tsvd_matmul(p, dtype, A.GetTensorRawData(), ctx.GetInput(kU).GetTensorRawData(),
+                               ctx.GetInput(kV).GetTensorRawData(), bias, out.GetTensorMutableRawData(),
+                               scratch.data(), stream),
+             "TSVDMatMul", node_);
+}
+#endif
+
+}  // namespace ortops::ort
