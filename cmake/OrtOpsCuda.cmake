@@ -4,8 +4,10 @@ include(CheckLanguage)
 set(ORTOPS_WITH_CUDA OFF)
 if(ORTOPS_USE_CUDA)
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "")
-    # sm_80 and sm_90 machine code, plus compute_90 PTX for newer cards.
-    set(CMAKE_CUDA_ARCHITECTURES "80-real;90-real;90-virtual")
+    # sm_80 machine code, sm_90a (Hopper, with wgmma/TMA; runs on sm_90 cards only) and
+    # compute_90 PTX for newer cards. Hopper-only code is guarded by __CUDA_ARCH_FEAT_SM90_ALL
+    # and falls back to sm_80-style paths in the PTX build.
+    set(CMAKE_CUDA_ARCHITECTURES "80-real;90a-real;90-virtual")
   endif()
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
