@@ -1,0 +1,97 @@
+"""Supported model families, in ONE table keyed by the HF class name.
+
+A family says which module names are attention projections, MLP layers and the LM head (the
+targets of `--modules`), what the exported graph returns, whether it takes a global attention
+mask, and which export-time rewrites it needs. Adding a model that fits an existing family is one
+line in `FAMILIES`; nothing else in the exporter names a model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from typing import Callable, ContextManager
+
+from torch import nn
+
+from . import longformer
+
+
+def _no_patches(model: nn.Module) -> ContextManager:
+    return contextlib.nullcontext(model)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    kind: str  # "encoder" (output last_hidden_state) or "decoder" (output logits)
+    attention: tuple[str, ...]  # regexes matched at the end of module names
+    mlp: tuple[str, ...]
+    lm_head: tuple[str, ...] = ()
+    global_attention: bool = False  # takes `global_attention_mask`
+    export_patches: Callable[[nn.Module], ContextManager] = _no_patches
+
+    @property
+    def output_name(self) -> str:
+        return "logits" if self.kind == "decoder" else "last_hidden_state"
+
+    def module_names(self, model: nn.Module, groups: set[str]) -> list[str]:
+        """Names of the Linear/Conv1D modules in the chosen groups ("attention", "mlp", "lm_head")."""
+        patterns = [p for g in sorted(groups) for p in getattr(self, g)]
+        regex = re.compile("(^|\\.)(" + "|".join(patterns) + ")$") if patterns else None
+        names = []
+        for name, module in model.named_modules():
+            is_matmul = isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D"
+            if regex and is_matmul and regex.search(name):
+                names.append(name)
+        return names
+
+
+_BERT_ATTENTION = (r"attention\.self\.(query|key|value)", r"attention\.output\.dense")
+_BERT_MLP = (r"intermediate\.dense", r"layer\.\d+\.output\.dense")
+
+BERT = Family("bert", "encoder", _BERT_ATTENTION, _BERT_MLP)
+LONGFORMER = Family(
+    "longformer", "encoder",
+    attention=(r"attention\.self\.(query|key|value)(_global)?", r"attention\.output\.dense"),
+    mlp=_BERT_MLP, global_attention=True, export_patches=longformer.export_patches,
+)
+GPT2 = Family("gpt2", "decoder", attention=(r"attn\.c_attn", r"attn\.c_proj"),
+              mlp=(r"mlp\.c_fc", r"mlp\.c_proj"), lm_head=(r"lm_head",))
+LLAMA = Family("llama", "decoder", attention=(r"self_attn\.(q|k|v|o)_proj",),
+               mlp=(r"mlp\.(gate|up|down)_proj",), lm_head=(r"lm_head",))
+
+FAMILIES: dict[str, Family] = {
+    "LongformerModel": LONGFORMER,
+    "BertModel": BERT,
+    "RobertaModel": BERT,
+    "GPT2Model": GPT2,
+    "GPT2LMHeadModel": GPT2,
+    "LlamaModel": LLAMA,
+    "LlamaForCausalLM": LLAMA,
+}
+
+# configs that name no architecture (GGUF files, bare configs) fall back on their model_type
+DEFAULT_CLASS_FOR_MODEL_TYPE = {
+    "longformer": "LongformerModel",
+    "bert": "BertModel",
+    "roberta": "RobertaModel",
+    "gpt2": "GPT2LMHeadModel",
+    "llama": "LlamaForCausalLM",
+}
+
+
+class UnsupportedModel(ValueError):
+    pass
+
+
+def supported_list() -> str:
+    return ", ".join(sorted(FAMILIES))
+
+
+def family_for(class_name: str) -> Family:
+    try:
+        return FAMILIES[class_name]
+    except KeyError:
+        raise UnsupportedModel(f"unsupported architecture {class_name!r}; supported: {supported_list()}") from None

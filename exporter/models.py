@@ -1,0 +1,104 @@
+"""Where models come from: built-in tiny random-init configs, local HF directories, GGUF files.
+
+Nothing is ever downloaded: directories load with `local_files_only=True`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .families import DEFAULT_CLASS_FOR_MODEL_TYPE, Family, UnsupportedModel, family_for
+
+SEED = 0  # the tiny models are random-init; a fixed seed makes every run build the same weights
+
+
+def _tiny_configs() -> dict:
+    import transformers as tf
+
+    common = dict(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  intermediate_size=128)
+    return {
+        "longformer-tiny": ("LongformerModel", lambda: tf.LongformerConfig(
+            **common, attention_window=[8, 6], max_position_embeddings=1026, pad_token_id=1)),
+        "bert-tiny": ("BertModel", lambda: tf.BertConfig(**common, max_position_embeddings=1024)),
+        "roberta-tiny": ("RobertaModel", lambda: tf.RobertaConfig(
+            **common, max_position_embeddings=1026, pad_token_id=1)),
+        "gpt2-tiny": ("GPT2LMHeadModel", lambda: tf.GPT2Config(
+            vocab_size=1000, n_embd=64, n_layer=2, n_head=4, n_positions=1024)),
+        "llama-tiny": ("LlamaForCausalLM", lambda: tf.LlamaConfig(
+            **{**common, "intermediate_size": 160}, num_key_value_heads=2, max_position_embeddings=1024)),
+    }
+
+
+TINY_NAMES = ("longformer-tiny", "bert-tiny", "roberta-tiny", "gpt2-tiny", "llama-tiny")
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    class_name: str
+    family: Family
+    source: str
+
+
+def _class(class_name: str):
+    import transformers
+
+    return getattr(transformers, class_name)
+
+
+def resolve_source(source: str) -> tuple[str, str | None, str | None]:
+    """(kind, directory, gguf file name) for a CLI input; raises FileNotFoundError/ValueError."""
+    if source in TINY_NAMES:
+        return "tiny", None, None
+    path = Path(source)
+    if path.is_file() and path.suffix == ".gguf":
+        return "gguf", str(path.parent), path.name
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{source}: no config.json (not a Hugging Face model directory)")
+        return "dir", str(path), None
+    if path.exists():
+        raise FileNotFoundError(f"{source}: not a model directory or .gguf file")
+    raise FileNotFoundError(
+        f"{source}: no such directory, and not a built-in config ({', '.join(TINY_NAMES)})")
+
+
+def architecture_of(source: str) -> str:
+    """The HF class a source loads as, found from its config alone (cheap: no weights)."""
+    kind, directory, gguf = resolve_source(source)
+    if kind == "tiny":
+        return _tiny_configs()[source][0]
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(directory, gguf_file=gguf, local_files_only=True)
+    if config.architectures:
+        return config.architectures[0]
+    try:
+        return DEFAULT_CLASS_FOR_MODEL_TYPE[config.model_type]
+    except KeyError:
+        raise UnsupportedModel(f"unsupported model_type {config.model_type!r}") from None
+
+
+def load(source: str) -> LoadedModel:
+    """Loads the model in float32, eval mode, eager attention (the reference for validation)."""
+    class_name = architecture_of(source)
+    family = family_for(class_name)
+    kind, directory, gguf = resolve_source(source)
+    cls = _class(class_name)
+    if kind == "tiny":
+        config = _tiny_configs()[source][1]()
+        config._attn_implementation = "eager"
+        with torch.random.fork_rng():
+            torch.manual_seed(SEED)
+            model = cls(config)
+    else:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        model = cls.from_pretrained(directory, gguf_file=gguf, local_files_only=True,
+                                    attn_implementation="eager", dtype=torch.float32)
+    return LoadedModel(model.eval(), class_name, family, source)
