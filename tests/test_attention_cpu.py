@@ -33,7 +33,7 @@ HF_CASES = [
     (1, 16, 2, 8, 4, [[]], [0]),                           # S = 2w, no globals
     (2, 50, 3, 8, 3, [12, 0], [0, 7]),                     # G > w in row 0, none in row 1
     (3, 45, 4, 4, 6, [[44], [0, 1, 2], 5], [0, 4, 10]),   # globals at the end, start, anywhere
-    (1, 70, 2, 16, 1, [[3, 40]], [5]),                     # w = 1 (HF needs attention_window >= 2)
+    (1, 70, 2, 16, 2, [[3, 40]], [5]),                     # w = 2, D = 16 (HF breaks at w = 1)
     (2, 129, 2, 8, 32, [3, 1], [20, 0]),                   # several query blocks of 64
 ]
 
