@@ -1,0 +1,378 @@
+// Tensor-core flash kernel of MultigrainAttention (fp16 / bf16, mma.sync m16n8k16), included by
+// the per-head-dim instance files attention_cuda_hdim*.cu. One launch holds two kinds of CTA:
+//   - global-row CTAs (first in the grid, so they are dispatched first): a tile of up to 64
+//     global query rows, gathered by index, against a key range with the global projections;
+//   - band CTAs: 64 consecutive query rows against the band's key blocks [q0 - w, q0 + 63 + w]
+//     plus the row's global keys gathered into compact 64-key blocks (local projections).
+// Only edge blocks (band ends, partial blocks, a padding or global key inside the block) pay for
+// per-element masking; a block's "all keys valid" flag comes free with its barrier
+// (__syncthreads_and). Nothing here is Hopper-only: the same code serves sm_80 and sm_90.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "multigrain/attention_cuda_impl.h"
+#include "multigrain/attention_cuda_traits.h"
+
+namespace ortops::cuda::multigrain {
+
+template <DType>
+struct Elem;
+template <>
+struct Elem<DType::kFloat16> {
+  using T = __half;
+};
+template <>
+struct Elem<DType::kBFloat16> {
+  using T = __nv_bfloat16;
+};
+
+namespace dev {
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte async copy global -> shared; zero-fills the destination when !valid.
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+
+__device__ __forceinline__ void ldsm_x4(uint32_t addr, uint32_t (&r)[4]) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t addr, uint32_t (&r)[4]) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+template <DType kType>
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (kType == DType::kFloat16) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+// Two floats -> one 32-bit register of two 16-bit values (first in the low half).
+template <DType kType>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  if constexpr (kType == DType::kFloat16) {
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  } else {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  }
+}
+
+}  // namespace dev
+
+// What a CTA computes: which query rows, which keys, where the result goes.
+enum class TileKind { kBand, kGlobalSplit, kGlobalWhole };
+
+template <DType kType, int kHeadDim>
+__device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind kind, int b, int h, int tile,
+                            int key_begin, int key_end, int split) {
+  using Tr = FlashTraits<kHeadDim>;
+  using T = typename Elem<kType>::T;
+  T* sQ = reinterpret_cast<T*>(smem);                                   // (BLK_M, kStride)
+  T* sK = sQ + Tr::kTileElems;                                          // 2 x (BLK_N, kStride)
+  T* sV = sK + 2 * Tr::kTileElems;                                      // 2 x (BLK_N, kStride)
+  int8_t* sValid = reinterpret_cast<int8_t*>(sV + 2 * Tr::kTileElems);  // 2 x (BLK_N)
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, t4 = lane % 4;  // mma fragment row group and column pair
+  const int S = fp.S, D = fp.D, w = fp.w;
+  const int64_t ld = fp.ld;
+  const bool band = kind == TileKind::kBand;
+  const int64_t head_off = static_cast<int64_t>(b) * S * ld + static_cast<int64_t>(h) * D;
+  const T* gQ = static_cast<const T*>(band ? fp.q : fp.gq) + head_off;
+  const T* gK = static_cast<const T*>(band ? fp.k : fp.gk) + head_off;
+  const T* gV = static_cast<const T*>(band ? fp.v : fp.gv) + head_off;
+  const int8_t* gMask = fp.mask + static_cast<int64_t>(b) * S;
+  const int32_t* gIdx = fp.gidx + static_cast<int64_t>(b) * S;
+  const int G = fp.gcount[b];
+  const int q0 = tile * Tr::kBlockM;  // band: first query row; global: first global slot
+
+  // Blocks: band CTAs first walk the ceil(G / 64) gathered global-key blocks, then the band.
+  const int n_gathered = band ? (G + Tr::kBlockN - 1) / Tr::kBlockN : 0;
+  const int n_blocks = n_gathered + (key_end - key_begin + Tr::kBlockN - 1) / Tr::kBlockN;
+
+  // Q tile: band rows q0.., or the gathered global rows gidx[q0..].
+  for (int i = tid; i < Tr::kBlockM * Tr::kChunksPerRow; i += Tr::kThreads) {
+    const int r = i / Tr::kChunksPerRow, c = i % Tr::kChunksPerRow;
+    int row = q0 + r;
+    bool ok = band ? row < S : row < G;
+    if (!band && ok) row = gIdx[row];
+    ok = ok && c * 8 < D;
+    dev::cp_async16(dev::smem_u32(sQ + r * Tr::kStride + c * 8), gQ + (ok ? row * ld + c * 8 : 0), ok);
+  }
+
+  // Issues the loads of block n into buffer buf; returns this thread's share of "every key of
+  // the block is valid" (for the barrier's AND).
+  auto load_block = [&](int n, int buf) -> bool {
+    const bool gathered = n < n_gathered;
+    const int kb = gathered ? n * Tr::kBlockN : key_begin + (n - n_gathered) * Tr::kBlockN;
+    T* dK = sK + buf * Tr::kTileElems;
+    T* dV = sV + buf * Tr::kTileElems;
+#pragma unroll
+    for (int it = 0; it < Tr::kLoadsPerThread; ++it) {
+      const int i = tid + it * Tr::kThreads;
+      const int r = i / Tr::kChunksPerRow, c = i % Tr::kChunksPerRow;
+      int row = kb + r;
+      bool ok = gathered ? row < G : row < key_end;
+      if (gathered && ok) row = gIdx[row];
+      ok = ok && c * 8 < D;
+      const int64_t off = ok ? row * ld + c * 8 : 0;
+      dev::cp_async16(dev::smem_u32(dK + r * Tr::kStride + c * 8), gK + off, ok);
+      dev::cp_async16(dev::smem_u32(dV + r * Tr::kStride + c * 8), gV + off, ok);
+    }
+    bool valid = true;
+    if (tid < Tr::kBlockN) {
+      const int j = kb + tid;
+      if (gathered)
+        valid = j < G;
+      else if (band)
+        valid = j < key_end && gMask[j] == kLocal;  // padding and global keys leave the band
+      else
+        valid = j < key_end && gMask[j] != kPadding;
+      sValid[buf * Tr::kBlockN + tid] = valid;
+    }
+    return valid;
+  };
+
+  bool pred_next = load_block(0, 0);
+  dev::cp_async_commit();
+
+  float acc_o[Tr::kDTiles][4];  // (16 rows, kHeadDim) per warp, mma C layout
+#pragma unroll
+  for (int d = 0; d < Tr::kDTiles; ++d)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc_o[d][e] = 0.f;
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
+  uint32_t q_frag[Tr::kKSteps][4];
+  const float scale_log2 = fp.scale_log2;
+  const int warp_row0 = warp * Tr::kRowsPerWarp;
+
+  for (int n = 0; n < n_blocks; ++n) {
+    const int buf = n & 1;
+    dev::cp_async_wait_all();
+    const bool all_valid = __syncthreads_and(pred_next);
+    if (n == 0) {
+#pragma unroll
+      for (int ks = 0; ks < Tr::kKSteps; ++ks) {
+        const int r = warp_row0 + (lane & 7) + ((lane >> 3) & 1) * 8, c = ks * 16 + (lane >> 4) * 8;
+        dev::ldsm_x4(dev::smem_u32(sQ + r * Tr::kStride + c), q_frag[ks]);
+      }
+    }
+    if (n + 1 < n_blocks) pred_next = load_block(n + 1, buf ^ 1);
+    dev::cp_async_commit();
+
+    // S = Q Kᵀ for this warp's 16 rows x 64 keys.
+    const T* cK = sK + buf * Tr::kTileElems;
+    float acc_s[Tr::kNTiles][4];
+#pragma unroll
+    for (int nt = 0; nt < Tr::kNTiles; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc_s[nt][e] = 0.f;
+#pragma unroll
+    for (int ks = 0; ks < Tr::kKSteps; ++ks)
+#pragma unroll
+      for (int np = 0; np < Tr::kNTiles / 2; ++np) {
+        uint32_t kf[4];
+        const int r = np * 16 + (lane & 7) + ((lane >> 4) << 3), c = ks * 16 + ((lane >> 3) & 1) * 8;
+        dev::ldsm_x4(dev::smem_u32(cK + r * Tr::kStride + c), kf);
+        dev::mma16816<kType>(acc_s[2 * np], q_frag[ks], kf[0], kf[1]);
+        dev::mma16816<kType>(acc_s[2 * np + 1], q_frag[ks], kf[2], kf[3]);
+      }
+#pragma unroll
+    for (int nt = 0; nt < Tr::kNTiles; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc_s[nt][e] *= scale_log2;
+
+    // Per-element mask only on edge blocks.
+    const bool gathered = n < n_gathered;
+    const int kb = gathered ? 0 : key_begin + (n - n_gathered) * Tr::kBlockN;
+    const bool window_edge = band && !gathered &&
+                             !(kb >= q0 + Tr::kBlockM - 1 - w && kb + Tr::kBlockN - 1 <= q0 + w);
+    if (!all_valid || window_edge) {
+      const int8_t* valid = sValid + buf * Tr::kBlockN;
+#pragma unroll
+      for (int nt = 0; nt < Tr::kNTiles; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int kk = nt * 8 + 2 * t4 + (e & 1);
+          bool ok = valid[kk] != 0;
+          if (window_edge) {
+            const int i = q0 + warp_row0 + g + (e >> 1) * 8;
+            const int dist = kb + kk - i;
+            ok = ok && dist <= w && dist >= -w;
+          }
+          if (!ok) acc_s[nt][e] = -INFINITY;
+        }
+    }
+
+    // Online softmax (log2 domain); rows g and g + 8 of the warp's tile.
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      float mx = row_max[rr];
+#pragma unroll
+      for (int nt = 0; nt < Tr::kNTiles; ++nt) mx = fmaxf(mx, fmaxf(acc_s[nt][2 * rr], acc_s[nt][2 * rr + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_use = mx == -INFINITY ? 0.f : mx;  // a row with no valid key yet stays 0
+      const float corr = exp2f(row_max[rr] - m_use);
+      row_max[rr] = mx;
+      float sum = 0.f;
+#pragma unroll
+      for (int nt = 0; nt < Tr::kNTiles; ++nt) {
+        acc_s[nt][2 * rr] = exp2f(acc_s[nt][2 * rr] - m_use);
+        acc_s[nt][2 * rr + 1] = exp2f(acc_s[nt][2 * rr + 1] - m_use);
+        sum += acc_s[nt][2 * rr] + acc_s[nt][2 * rr + 1];
+      }
+      row_sum[rr] = row_sum[rr] * corr + sum;  // quad-partial; reduced once at the end
+#pragma unroll
+      for (int d = 0; d < Tr::kDTiles; ++d) {
+        acc_o[d][2 * rr] *= corr;
+        acc_o[d][2 * rr + 1] *= corr;
+      }
+    }
+
+    // O += P V: the S accumulators are re-packed in place as the A operand.
+    const T* cV = sV + buf * Tr::kTileElems;
+#pragma unroll
+    for (int kk = 0; kk < Tr::kPvSteps; ++kk) {
+      const uint32_t pa[4] = {dev::pack2<kType>(acc_s[2 * kk][0], acc_s[2 * kk][1]),
+                              dev::pack2<kType>(acc_s[2 * kk][2], acc_s[2 * kk][3]),
+                              dev::pack2<kType>(acc_s[2 * kk + 1][0], acc_s[2 * kk + 1][1]),
+                              dev::pack2<kType>(acc_s[2 * kk + 1][2], acc_s[2 * kk + 1][3])};
+#pragma unroll
+      for (int dp = 0; dp < Tr::kDTiles / 2; ++dp) {
+        uint32_t vf[4];
+        const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = dp * 16 + (lane >> 4) * 8;
+        dev::ldsm_x4_trans(dev::smem_u32(cV + r * Tr::kStride + c), vf);
+        dev::mma16816<kType>(acc_o[2 * dp], pa, vf[0], vf[1]);
+        dev::mma16816<kType>(acc_o[2 * dp + 1], pa, vf[2], vf[3]);
+      }
+    }
+  }
+
+  // Epilogue: normalize and store.
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    float l = row_sum[rr];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    const int r = warp_row0 + g + rr * 8;
+    if (kind == TileKind::kGlobalSplit) {
+      if (r >= G) continue;
+      const int64_t prow = ((static_cast<int64_t>(b) * fp.H + h) * fp.splits + split) * Tr::kBlockM + r;
+      float* po = fp.part_o + prow * D;
+#pragma unroll
+      for (int d = 0; d < Tr::kDTiles; ++d) {
+        const int col = d * 8 + 2 * t4;
+        if (col < D) *reinterpret_cast<float2*>(po + col) = make_float2(acc_o[d][2 * rr] * inv, acc_o[d][2 * rr + 1] * inv);
+      }
+      if (t4 == 0) fp.part_lse[prow] = l > 0.f ? row_max[rr] + log2f(l) : -INFINITY;
+      continue;
+    }
+    int row;
+    float scale_out = inv;
+    if (band) {
+      row = q0 + r;
+      if (row >= S) continue;
+      const int8_t mv = gMask[row];
+      if (mv == kGlobal) continue;         // the global-row CTAs own it
+      if (mv == kPadding) scale_out = 0.f;  // padding rows are 0
+    } else {
+      const int slot = q0 + r;
+      if (slot >= G) continue;
+      row = gIdx[slot];
+    }
+    T* o = static_cast<T*>(fp.out) + head_off + row * ld;
+#pragma unroll
+    for (int d = 0; d < Tr::kDTiles; ++d) {
+      const int col = d * 8 + 2 * t4;
+      if (col < D)
+        *reinterpret_cast<uint32_t*>(o + col) =
+            dev::pack2<kType>(acc_o[d][2 * rr] * scale_out, acc_o[d][2 * rr + 1] * scale_out);
+    }
+  }
+}
+
+template <DType kType, int kHeadDim>
+__global__ void __launch_bounds__(FlashTraits<kHeadDim>::kThreads) flash_kernel(const FlashParams fp) {
+  using Tr = FlashTraits<kHeadDim>;
+  using T = typename Elem<kType>::T;
+  extern __shared__ __align__(16) unsigned char smem[];
+  int cta = blockIdx.x;
+  if (cta < fp.global_ctas) {
+    const int per_bh = fp.splits + kExtraCtas;
+    const int bh = cta / per_bh, x = cta % per_bh, b = bh / fp.H, h = bh % fp.H;
+    if (fp.bad[b]) return;  // the band CTAs write this row's NaNs
+    const int G = fp.gcount[b];
+    if (x < fp.splits) {
+      if (G == 0) return;
+      const int k0 = x * fp.chunk;
+      attend_tile<kType, kHeadDim>(fp, smem, TileKind::kGlobalSplit, b, h, 0, k0, min(fp.S, k0 + fp.chunk), x);
+    } else {
+      for (int t = 1 + (x - fp.splits); t * Tr::kBlockM < G; t += kExtraCtas) {
+        __syncthreads();  // smem reuse between tiles
+        attend_tile<kType, kHeadDim>(fp, smem, TileKind::kGlobalWhole, b, h, t, 0, fp.S, 0);
+      }
+    }
+    return;
+  }
+  cta -= fp.global_ctas;
+  const int bh = cta / fp.q_tiles, tile = cta % fp.q_tiles, b = bh / fp.H, h = bh % fp.H;
+  const int q0 = tile * Tr::kBlockM;
+  if (fp.bad[b]) {  // invalid mask value in this batch row: NaN out (no host check is possible)
+    T* o = static_cast<T*>(fp.out) + static_cast<int64_t>(b) * fp.S * fp.ld + static_cast<int64_t>(h) * fp.D;
+    const T nan = T(__int_as_float(0x7fc00000));
+    for (int i = threadIdx.x; i < Tr::kBlockM * fp.D; i += Tr::kThreads) {
+      const int r = q0 + i / fp.D;
+      if (r < fp.S) o[r * fp.ld + i % fp.D] = nan;
+    }
+    return;
+  }
+  const int k0 = max(0, q0 - fp.w);
+  const int k1 = static_cast<int>(min(static_cast<long long>(fp.S), static_cast<long long>(q0) + Tr::kBlockM + fp.w));
+  attend_tile<kType, kHeadDim>(fp, smem, TileKind::kBand, b, h, tile, k0, k1, 0);
+}
+
+template <DType kType, int kHeadDim>
+cudaError_t launch_flash(const FlashParams& fp, cudaStream_t stream) {
+  using Tr = FlashTraits<kHeadDim>;
+  const long long ctas = static_cast<long long>(fp.global_ctas) + fp.band_ctas;
+  if (ctas == 0) return cudaSuccess;
+  if (ctas > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
+  auto kernel = flash_kernel<kType, kHeadDim>;
+  if (Tr::kSmemBytes > 48 * 1024) {
+    // Per device and function; cheap, not a stream operation (capture-safe), so set each call
+    // rather than keep "already set" state.
+    const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
+    if (err != cudaSuccess) return err;
+  }
+  kernel<<<static_cast<unsigned>(ctas), Tr::kThreads, Tr::kSmemBytes, stream>>>(fp);
+  return cudaGetLastError();
+}
+
+}  // namespace ortops::cuda::multigrain

@@ -1,0 +1,7 @@
+// Tensor-core instances of MultigrainAttention for head dims up to 128 (fp16, bf16).
+#include "multigrain/attention_cuda_flash.cuh"
+
+namespace ortops::cuda::multigrain {
+template cudaError_t launch_flash<DType::kFloat16, 128>(const FlashParams&, cudaStream_t);
+template cudaError_t launch_flash<DType::kBFloat16, 128>(const FlashParams&, cudaStream_t);
+}  // namespace ortops::cuda::multigrain

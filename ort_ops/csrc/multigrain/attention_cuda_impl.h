@@ -1,0 +1,64 @@
+// Private interface between the MultigrainAttention launcher (attention_cuda.cu) and the per-head-
+// dim tensor-core instances (attention_cuda_hdim*.cu). Not installed; tests/gpu's shim uses it to
+// time the coarse and fine parts alone.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/dtype.h"
+#include "multigrain/attention_problem.h"
+
+namespace ortops::cuda::multigrain {
+
+// Which parts of the fused kernel run (the launcher runs both; timing runs one alone).
+enum Parts : int { kBand = 1, kGlobalRows = 2, kAllParts = 3 };
+
+// Device scratch, carved from the caller's workspace (offsets 256-byte aligned).
+struct Workspace {
+  int8_t* mask = nullptr;    // [B, S] mask as int8; 3 marks an invalid value
+  int32_t* gidx = nullptr;   // [B, S] positions of the global tokens of each row, compacted
+  int32_t* gcount = nullptr; // [B] number of globals
+  int32_t* bad = nullptr;    // [B] 1 if the row's mask holds a value other than 0/1/2
+  float* part_o = nullptr;   // [B, H, splits, 64, D] normalized partial outputs of global tile 0
+  float* part_lse = nullptr; // [B, H, splits, 64] their log2-sum-exp (log2 domain)
+  size_t bytes = 0;
+};
+
+struct SplitPlan {
+  int chunk = 0;   // keys per split (multiple of 64)
+  int splits = 0;  // ceil(S / chunk), <= kMaxSplits
+};
+SplitPlan split_plan(int64_t seq_len);
+Workspace carve_workspace(const AttentionProblem& p, DType dtype, void* base);
+
+// Arguments of the tensor-core kernel (one launch runs band CTAs and global-row CTAs).
+struct FlashParams {
+  const void *q, *k, *v, *gq, *gk, *gv;
+  void* out;
+  const int8_t* mask;
+  const int32_t* gidx;
+  const int32_t* gcount;
+  const int32_t* bad;
+  float* part_o;
+  float* part_lse;
+  int64_t ld;  // H * D, elements between consecutive sequence rows
+  int B, S, H, D, w;
+  float scale_log2;  // scale * log2(e): softmax runs on exp2
+  int q_tiles;       // ceil(S / 64) band tiles per (b, h)
+  int chunk, splits; // global tile 0 key split
+  int global_ctas;   // (splits + kExtraCtas) * B * H, first in the grid; 0 when not run
+  int band_ctas;     // q_tiles * B * H; 0 when not run
+};
+
+// Tensor-core kernel instances: T = __half / __nv_bfloat16 by DType, kHeadDim in {32, 64, 128}.
+template <DType kType, int kHeadDim>
+cudaError_t launch_flash(const FlashParams& fp, cudaStream_t stream);
+
+// The whole op with a choice of parts (multigrain_attention == parts kAllParts).
+cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query, const void* key, const void* value,
+                      const void* global_query, const void* global_key, const void* global_value, const void* mask,
+                      bool mask_is_int64, void* out, void* workspace, cudaStream_t stream, int parts);
+
+}  // namespace ortops::cuda::multigrain

@@ -1,0 +1,53 @@
+// Tile configuration of the MultigrainAttention CUDA kernels (private to attention_cuda*.cu).
+// Every constant of the tensor-core kernel is derived here and checked once, so the kernel reads
+// as "what" and the numbers live in one place.
+#pragma once
+#include <cstdint>
+
+namespace ortops::cuda::multigrain {
+
+// Tensor-core (mma.sync m16n8k16) flash kernel for fp16/bf16, one CTA = one tile of kBlockM
+// query rows against a sequence of kBlockN-key blocks, 4 warps x 16 query rows each.
+// kHeadDim is the padded head size (D <= kHeadDim, D % 8 == 0; the columns past D are zero-filled).
+template <int kHeadDim_>
+struct FlashTraits {
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr int kBlockM = 64;   // query rows per CTA: band work = (64 + 2w) / (2w + 1) of the
+                                       // exact band, 1.12 at w = 256 (128 rows: 1.25)
+  static constexpr int kBlockN = 64;   // keys per block
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kRowsPerWarp = kBlockM / kWarps;      // one m16 tile per warp
+  static constexpr int kPad = 8;                             // 16 bytes per smem row: ldmatrix rows
+  static constexpr int kStride = kHeadDim + kPad;            // hit distinct bank groups
+  static constexpr int kChunksPerRow = kHeadDim / 8;         // 16-byte cp.async chunks per row
+  static constexpr int kTileElems = kBlockM * kStride;       // one (64, kStride) smem tile
+  static constexpr int kNTiles = kBlockN / 8;                // n8 tiles of S = Q Kᵀ per warp
+  static constexpr int kDTiles = kHeadDim / 8;               // n8 tiles of O per warp
+  static constexpr int kKSteps = kHeadDim / 16;              // k16 steps of Q Kᵀ
+  static constexpr int kPvSteps = kBlockN / 16;              // k16 steps of P V
+  static constexpr int kLoadsPerThread = kBlockN * kChunksPerRow / kThreads;  // per K or V tile
+  // smem: Q + 2 x (K, V) double buffer, 16-bit elements, + 2 x kBlockN key-valid flags.
+  static constexpr int kSmemBytes = (kTileElems + 4 * kBlockN * kStride) * 2 + 2 * kBlockN;
+
+  static_assert(kHeadDim % 16 == 0 && kHeadDim >= 32 && kHeadDim <= 128, "head dim instance: 32..128, /16");
+  static_assert(kBlockM == kWarps * 16, "each warp owns one m16 row tile");
+  static_assert(kBlockM == kBlockN, "Q and K/V tiles share one smem layout and loader");
+  static_assert(kNTiles % 2 == 0 && kDTiles % 2 == 0, "ldmatrix.x4 loads two n8 tiles at a time");
+  static_assert((kBlockN * kChunksPerRow) % kThreads == 0, "whole loads per thread");
+  static_assert(kThreads >= kBlockN, "one thread per key writes its valid flag");
+  static_assert((kStride * 2) % 16 == 0, "16-byte aligned smem rows for cp.async / ldmatrix");
+  static_assert(((kStride * 2 / 16) & 1) == 1, "odd 16-byte row pitch: conflict-free ldmatrix");
+  static_assert(kSmemBytes <= 227 * 1024, "fits Hopper/Ampere opt-in smem");
+};
+
+// Global-row pass: global query rows of a batch entry attend all its keys. The first kBlockM
+// global rows split the keys into chunks (partials merged by log-sum-exp in a combine kernel);
+// rows past kBlockM (only when G > 64) run whole-sequence on kExtraCtas CTAs per head.
+constexpr int kMinChunk = 512;     // keys per split at S <= 8192
+constexpr int kMaxSplits = 16;     // bounds the partial buffer: splits x B x H x 64 x D floats
+constexpr int kExtraCtas = 4;      // CTAs per (b, h) for global tiles 1.. (G > 64)
+constexpr int kCompactThreads = 1024;
+constexpr int kCompactItems = 16;  // mask entries per thread per pass of the compaction kernel
+
+}  // namespace ortops::cuda::multigrain

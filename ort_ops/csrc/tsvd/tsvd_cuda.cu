@@ -1,0 +1,232 @@
+// TSVDMatMul on CUDA: the launch plan, the workspace size, the fp32 (CUDA-core) kernel, the
+// split-sum finalize kernel and the dispatch. The 16-bit tensor-core kernel is tsvd_cuda_tc.cuh,
+// instantiated in tsvd_cuda_fp16.cu / tsvd_cuda_bf16.cu. Design notes: docs/tsvd_cuda.md.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "tsvd/tsvd_cuda.h"
+#include "tsvd/tsvd_cuda_traits.h"
+
+namespace ortops::cuda {
+namespace tsvd {
+namespace {
+
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <typename T> __device__ __forceinline__ T from_f(float x);
+template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
+template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+
+// fp32 path on CUDA cores (the tensor cores' fp32 mode, tf32, would lose float32 accuracy).
+// Same walk as the tensor-core kernel: rank chunks outer, tile rows inner; T in shared memory.
+__global__ void __launch_bounds__(SimtCfg::kThreads) tsvd_simt_kernel(const Args a) {
+  using C = SimtCfg;
+  __shared__ float sA[C::kBM][C::kKC + 1];   // (BM, KC)
+  __shared__ float sU[C::kKC][C::kRC + 1];   // (KC, RC)
+  __shared__ float sT[C::kBM][C::kRC + 1];   // (BM, RC)
+  __shared__ float sV[C::kRC][C::kNB];       // (RC, NB)
+  const int tid = threadIdx.x;
+  const int j = blockIdx.x / a.chunks_per_tile;
+  const int n_in_tile0 = (blockIdx.x % a.chunks_per_tile) * C::kNB;
+  const int64_t m0 = int64_t(blockIdx.y) * C::kBM;
+  const int rows_valid = int(a.M - m0 < C::kBM ? a.M - m0 : C::kBM);
+  const int v_cols = min(C::kNB, a.tn - n_in_tile0);
+  const float* gA = static_cast<const float*>(a.A) + m0 * a.K;
+  const float* gU = static_cast<const float*>(a.U);
+  const float* gV = static_cast<const float*>(a.V);
+
+  float acc[C::kYPerThread] = {};
+  float tacc[C::kTPerThread] = {};
+  for (int rc = 0; rc < a.n_rc; ++rc) {
+    const int rvalid = min(C::kRC, a.r - rc * C::kRC);
+    for (int i = 0; i < a.used_rows; ++i) {
+      const int k_ext = min(a.tk, a.K - i * a.tk);
+      const int64_t tile = int64_t(i) * a.Tn + j;
+      const float* u = gU + (a.shared_u ? 0 : tile * a.tk * a.r) + rc * C::kRC;
+      for (int k0 = 0; k0 < k_ext; k0 += C::kKC) {
+        const int kvalid = min(C::kKC, k_ext - k0);
+        for (int e = tid; e < C::kBM * C::kKC; e += C::kThreads) {
+          const int row = e / C::kKC, col = e % C::kKC;
+          sA[row][col] = (row < rows_valid && col < kvalid) ? gA[row * int64_t(a.K) + int64_t(i) * a.tk + k0 + col] : 0.f;
+        }
+        for (int e = tid; e < C::kKC * C::kRC; e += C::kThreads) {
+          const int row = e / C::kRC, col = e % C::kRC;
+          sU[row][col] = (row < kvalid && col < rvalid) ? u[int64_t(k0 + row) * a.r + col] : 0.f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int q = 0; q < C::kTPerThread; ++q) {
+          const int e = tid + q * C::kThreads, row = e / C::kRC, col = e % C::kRC;
+          float s = tacc[q];
+#pragma unroll 8
+          for (int k = 0; k < C::kKC; ++k) s = fmaf(sA[row][k], sU[k][col], s);
+          tacc[q] = s;
+        }
+        __syncthreads();
+      }
+      if (a.shared_v && i + 1 < a.used_rows) continue;  // shared V: sum T over i, then one ·V
+      const float* v = gV + (a.shared_v ? 0 : tile * a.r * a.tn) + int64_t(rc) * C::kRC * a.tn + n_in_tile0;
+#pragma unroll
+      for (int q = 0; q < C::kTPerThread; ++q) {
+        const int e = tid + q * C::kThreads;
+        sT[e / C::kRC][e % C::kRC] = tacc[q];
+        tacc[q] = 0.f;
+      }
+      for (int e = tid; e < C::kRC * C::kNB; e += C::kThreads) {
+        const int row = e / C::kNB, col = e % C::kNB;
+        sV[row][col] = (row < rvalid && col < v_cols) ? v[int64_t(row) * a.tn + col] : 0.f;
+      }
+      __syncthreads();
+#pragma unroll
+      for (int q = 0; q < C::kYPerThread; ++q) {
+        const int e = tid + q * C::kThreads, row = e / C::kNB, col = e % C::kNB;
+        float s = acc[q];
+#pragma unroll 8
+        for (int c = 0; c < C::kRC; ++c) s = fmaf(sT[row][c], sV[c][col], s);
+        acc[q] = s;
+      }
+      __syncthreads();
+    }
+  }
+  const float* bias = static_cast<const float*>(a.bias);
+  float* Y = static_cast<float*>(a.Y);
+#pragma unroll
+  for (int q = 0; q < C::kYPerThread; ++q) {
+    const int e = tid + q * C::kThreads, row = e / C::kNB, col = e % C::kNB;
+    const int64_t m = m0 + row, n = int64_t(j) * a.tn + n_in_tile0 + col;
+    if (row < rows_valid && col < v_cols && n < a.N) Y[m * a.N + n] = acc[q] + (bias ? bias[n] : 0.f);
+  }
+}
+
+// Y = sum over splits of the fp32 partials (+ bias), rounded once to the output type.
+template <typename T>
+__global__ void tsvd_finalize_kernel(const float* __restrict__ partial, int splits, int64_t M, int N,
+                                     const T* __restrict__ bias, T* __restrict__ Y) {
+  const int64_t total = M * N, stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
+    float s = bias ? to_f(bias[e % N]) : 0.f;
+    for (int q = 0; q < splits; ++q) s += partial[q * total + e];
+    Y[e] = from_f<T>(s);
+  }
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+int sm_count() {
+  int dev = 0, n = 132;
+  if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
+  return n > 0 ? n : 132;
+}
+
+}  // namespace
+
+Plan make_plan(const TsvdProblem& p, DType dtype, int sms) {
+  Plan plan;
+  const int64_t used_rows = p.used_tile_rows(), used_cols = p.used_tile_cols();
+  if (dtype == DType::kFloat32) {
+    plan.path = Path::kSimt;
+    plan.rc = SimtCfg::kRC;
+    plan.n_rc = int((p.rank + SimtCfg::kRC - 1) / SimtCfg::kRC);
+    plan.chunks_per_tile = int((p.tn + SimtCfg::kNB - 1) / SimtCfg::kNB);
+    plan.col_chunks = used_cols * plan.chunks_per_tile;
+    plan.row_blocks = (p.M + SimtCfg::kBM - 1) / SimtCfg::kBM;
+    plan.splits = 1;
+    plan.rows_per_split = int(used_rows);
+    plan.threads = SimtCfg::kThreads;
+    return plan;
+  }
+  // Rows per CTA by M: 16 (decode), 64, 128. CTAs an SM holds at once (registers / shared
+  // memory, from -Xptxas -v): small ~4, medium ~2, large 1.
+  int bm, per_sm;
+  if (p.M <= 16) {
+    plan.path = Path::kSmall, bm = SmallCfg::kBM, per_sm = 4, plan.threads = SmallCfg::kThreads;
+  } else if (p.M <= 256) {
+    plan.path = Path::kMedium, bm = MediumCfg::kBM, per_sm = 2, plan.threads = MediumCfg::kThreads;
+  } else {
+    plan.path = Path::kLarge, bm = LargeCfg::kBM, per_sm = 1, plan.threads = LargeCfg::kThreads;
+  }
+  const int rp = int((p.rank + 15) / 16 * 16);
+  plan.rc = rp <= 16 ? 16 : rp <= 32 ? 32 : 64;
+  plan.n_rc = int((p.rank + plan.rc - 1) / plan.rc);
+  plan.chunks_per_tile = int((p.tn + 127) / 128);  // NB = 128 in every 16-bit configuration
+  plan.col_chunks = used_cols * plan.chunks_per_tile;
+  plan.row_blocks = (p.M + bm - 1) / bm;
+  // Too few CTAs for the SMs: split the tile rows (the sum over i) across CTAs, each writing fp32
+  // partials that a second kernel adds up. Only when the output is small next to the factors, so
+  // the partials' traffic (2 x splits x M x N x 4 bytes, mostly in L2) stays below the factors'.
+  const int64_t ctas = plan.col_chunks * plan.row_blocks, target = int64_t(sms) * per_sm;
+  int splits = 1;
+  if (ctas < target && used_rows > 1) {
+    const int64_t factor_bytes = (p.shared_u ? 1 : used_rows * used_cols) * p.tk * p.rank * 2 +
+                                 (p.shared_v ? 1 : used_rows * used_cols) * p.rank * p.tn * 2;
+    const int64_t per_split = 2 * p.M * p.N * 4;
+    int64_t want = std::min<int64_t>((target + ctas - 1) / ctas, used_rows);
+    while (want > 1 && want * per_split > std::max<int64_t>(factor_bytes, 1 << 20)) --want;
+    splits = int(want);
+  }
+  plan.rows_per_split = int((used_rows + splits - 1) / splits);
+  plan.splits = int((used_rows + plan.rows_per_split - 1) / plan.rows_per_split);
+  if (plan.splits > 1) plan.workspace = size_t(plan.splits) * size_t(p.M) * size_t(p.N) * sizeof(float);
+  return plan;
+}
+
+}  // namespace tsvd
+
+size_t tsvd_matmul_workspace_bytes(const TsvdProblem& p, DType dtype) {
+  if (p.M == 0) return 0;
+  return tsvd::make_plan(p, dtype, tsvd::sm_count()).workspace;
+}
+
+cudaError_t tsvd_matmul(const TsvdProblem& p, DType dtype, const void* A, const void* U, const void* V,
+                        const void* bias, void* Y, void* workspace, cudaStream_t stream) {
+  using namespace tsvd;
+  if (p.M == 0) return cudaSuccess;
+  const Plan plan = make_plan(p, dtype, sm_count());
+  if (plan.workspace > 0 && workspace == nullptr) return cudaErrorInvalidValue;
+  if (plan.row_blocks > 65535 || plan.splits > 65535 || plan.col_chunks > 0x7fffffff) return cudaErrorInvalidConfiguration;
+  Args a{};
+  a.A = A, a.U = U, a.V = V, a.bias = bias, a.Y = Y;
+  a.partial = plan.splits > 1 ? static_cast<float*>(workspace) : nullptr;
+  a.M = p.M;
+  a.K = int(p.K), a.N = int(p.N), a.tk = int(p.tk), a.tn = int(p.tn), a.r = int(p.rank);
+  a.Tn = int(p.Tn);
+  a.used_rows = int(p.used_tile_rows());
+  a.shared_u = p.shared_u, a.shared_v = p.shared_v;
+  // 16-byte copies need 8-element strides and aligned bases (factor tiles then start aligned too).
+  a.vec_a = aligned16(A) && p.K % 8 == 0 && p.tk % 8 == 0;
+  a.vec_u = aligned16(U) && p.rank % 8 == 0;
+  a.vec_v = aligned16(V) && p.tn % 8 == 0;
+  a.chunks_per_tile = plan.chunks_per_tile;
+  a.rows_per_split = plan.rows_per_split, a.splits = plan.splits;
+  a.n_rc = plan.n_rc;
+
+  cudaError_t err;
+  switch (dtype) {
+    case DType::kFloat32: {
+      const dim3 grid(unsigned(plan.col_chunks), unsigned(plan.row_blocks), 1);
+      tsvd_simt_kernel<<<grid, SimtCfg::kThreads, 0, stream>>>(a);
+      return cudaGetLastError();
+    }
+    case DType::kFloat16: err = launch_tc_fp16(plan, a, stream); break;
+    case DType::kBFloat16: err = launch_tc_bf16(plan, a, stream); break;
+    default: return cudaErrorInvalidValue;
+  }
+  if (err != cudaSuccess || plan.splits == 1) return err;
+  const int64_t total = p.M * p.N;
+  const unsigned blocks = unsigned(std::min<int64_t>((total + 255) / 256, 4096));
+  if (dtype == DType::kFloat16)
+    tsvd_finalize_kernel<__half><<<blocks, 256, 0, stream>>>(a.partial, plan.splits, p.M, int(p.N),
+                                                             static_cast<const __half*>(bias), static_cast<__half*>(Y));
+  else
+    tsvd_finalize_kernel<__nv_bfloat16><<<blocks, 256, 0, stream>>>(
+        a.partial, plan.splits, p.M, int(p.N), static_cast<const __nv_bfloat16*>(bias), static_cast<__nv_bfloat16*>(Y));
+  return cudaGetLastError();
+}
+
+}  // namespace ortops::cuda

@@ -1,0 +1,105 @@
+// Private to the TSVDMatMul CUDA kernels: tile configurations (every constant derived and checked
+// here), the launch plan the host computes once per call, and the kernel argument block.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/dtype.h"
+#include "tsvd/tsvd_problem.h"
+
+namespace ortops::cuda::tsvd {
+
+// One tensor-core (mma.sync m16n8k16) configuration of the fused kernel. A CTA owns kBM rows of
+// A/Y and kNB columns of one tile column j; it walks rank chunks (kRC columns of U / rows of V)
+// and the tile rows i of its split, kKC rows of tk at a time. Warps sit on a kWarpsM x kWarpsN
+// grid; warp (wm, wn) owns rows [wm*16*kMF, +16*kMF) and columns [wn*kWNC, +kWNC) of the block,
+// and computes T = A_i·U_ij for its own rows in registers (recomputed by the kWarpsN warps of a
+// row band), which become the A operand of the second mma (·V_ij) without leaving the registers.
+template <int WarpsM, int WarpsN, int MF, int NB, int KC>
+struct TcConfig {
+  static constexpr int kWarpsM = WarpsM, kWarpsN = WarpsN, kMF = MF, kNB = NB, kKC = KC;
+  static constexpr int kWarps = WarpsM * WarpsN;
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kBM = 16 * MF * WarpsM;  // rows of A per CTA
+  static constexpr int kWNC = NB / WarpsN;      // output columns per warp
+  static constexpr int kNT8 = kWNC / 8;         // n8 mma tiles per warp in stage 2
+  static_assert(NB % (16 * WarpsN) == 0, "each warp's columns must be whole pairs of n8 tiles (ldmatrix.x4)");
+  static_assert(KC % 16 == 0, "k chunks are whole k16 mma steps");
+  static_assert(kThreads <= 1024, "CTA too large");
+};
+
+// Decode / small batch (M <= 16): one m16 row block, 4 warps split the 128 columns (stage 1 is
+// recomputed per warp: 16 x tk x r per tile, cheap next to loading the tile); long k chunks so a
+// CTA keeps ~8-40 KB of factor loads in flight.
+using SmallCfg = TcConfig<1, 4, 1, 128, 128>;
+// 17 <= M <= 256: 64-row blocks, so small batches still spread over the SMs.
+using MediumCfg = TcConfig<4, 2, 1, 128, 64>;
+// Large M: 128 x 128 output blocks, warp tile 32 x 64 (2 m16 fragments reuse each B fragment).
+using LargeCfg = TcConfig<4, 2, 2, 128, 64>;
+
+// Shared-memory layout of one (config, rank chunk) pair: double-buffered A [BM][KC], U [KC][RC],
+// V [RC][NB], each row padded by 8 elements (16 bytes) so ldmatrix's 8 row addresses fall in
+// distinct banks (row strides of 9, 17, 3, 5 sixteen-byte units: odd, hence conflict-free).
+template <class Cfg, int RC>
+struct TcSmem {
+  static constexpr int kLDA = Cfg::kKC + 8, kLDU = RC + 8, kLDV = Cfg::kNB + 8;
+  static constexpr int kA = Cfg::kBM * kLDA, kU = Cfg::kKC * kLDU, kV = RC * kLDV;  // elements per buffer
+  static constexpr size_t kBytes = 2 * size_t(kA + kU + kV) * 2;                    // 16-bit elements
+  static_assert(RC % 16 == 0 && RC <= 64, "rank chunk: whole k16 steps of stage 2, at most 64 (registers)");
+  static_assert(kLDA % 8 == 0 && kLDU % 8 == 0 && kLDV % 8 == 0, "ldmatrix rows must be 16-byte aligned");
+  static_assert(((kLDA / 8) & 1) && ((kLDU / 8) & 1) && ((kLDV / 8) & 1), "odd 16-byte strides: no bank conflicts");
+  static_assert(kBytes <= 227 * 1024, "over Hopper's per-block shared memory");
+};
+
+// fp32 (CUDA cores) configuration: 32 x 64 output blocks, 256 threads, rank chunks of 32.
+struct SimtCfg {
+  static constexpr int kThreads = 256, kBM = 32, kNB = 64, kRC = 32, kKC = 32;
+  static constexpr int kTPerThread = kBM * kRC / kThreads;  // T elements per thread
+  static constexpr int kYPerThread = kBM * kNB / kThreads;  // output elements per thread
+  static_assert(kBM * kRC % kThreads == 0 && kBM * kNB % kThreads == 0, "even split of the block");
+};
+
+enum class Path { kSimt, kSmall, kMedium, kLarge };
+
+// Everything the kernels need, by value (one __grid_constant__-sized block of scalars).
+struct Args {
+  const void* A;
+  const void* U;
+  const void* V;
+  const void* bias;  // may be null
+  void* Y;
+  float* partial;    // [splits, M, N] fp32 when splits > 1, else null
+  int64_t M;
+  int K, N, tk, tn, r;
+  int Tn;             // tile columns of the factor grid (for factor offsets)
+  int used_rows;      // tile rows that touch A (ceil(K / tk))
+  int shared_u, shared_v;
+  int vec_a, vec_u, vec_v;  // 16-byte cp.async allowed (alignment and strides checked on the host)
+  int chunks_per_tile;      // ceil(tn / NB)
+  int rows_per_split, splits;
+  int n_rc;                 // rank chunks
+};
+
+struct Plan {
+  Path path = Path::kSimt;
+  int rc = 16;             // rank chunk (template value)
+  int n_rc = 1;
+  int chunks_per_tile = 1;
+  int64_t col_chunks = 1;  // used tile columns x chunks per tile (grid.x)
+  int64_t row_blocks = 1;  // grid.y
+  int splits = 1, rows_per_split = 1;  // grid.z over tile rows
+  int threads = 128;
+  size_t smem = 0;
+  size_t workspace = 0;    // bytes: fp32 partial sums when splits > 1
+};
+
+// Deterministic in (problem, dtype, SM count): tsvd_matmul_workspace_bytes and tsvd_matmul agree.
+Plan make_plan(const TsvdProblem& p, DType dtype, int sm_count);
+
+// Per-dtype launchers of the tensor-core kernel (tsvd_cuda_fp16.cu / tsvd_cuda_bf16.cu).
+cudaError_t launch_tc_fp16(const Plan& plan, const Args& a, cudaStream_t stream);
+cudaError_t launch_tc_bf16(const Plan& plan, const Args& a, cudaStream_t stream);
+
+}  // namespace ortops::cuda::tsvd
