@@ -29,7 +29,7 @@ def _tiny_configs() -> dict:
         "roberta-tiny": ("RobertaModel", lambda: tf.RobertaConfig(
             **common, max_position_embeddings=1026, pad_token_id=1)),
         "gpt2-tiny": ("GPT2LMHeadModel", lambda: tf.GPT2Config(
-            vocab_size=1000, n_embd=64, n_layer=2, n_head=4, n_positions=1024)),
+            vocab_size=1000, n_embd=64, n_layer=2, n_head=4, n_positions=1024, bos_token_id=0, eos_token_id=0)),
         "llama-tiny": ("LlamaForCausalLM", lambda: tf.LlamaConfig(
             **{**common, "intermediate_size": 160}, num_key_value_heads=2, max_position_embeddings=1024)),
     }

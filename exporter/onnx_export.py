@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
+import warnings
 from dataclasses import dataclass
 
 import onnx
@@ -39,13 +41,30 @@ def _dynamic_shapes(family: Family, settings: ExportSettings) -> dict:
     return {name: dict(axes) for name in input_names(family)}
 
 
+@contextlib.contextmanager
+def _quiet(enabled: bool):
+    """Hides the exporter's progress prints, warnings and registry log lines (they are noise to
+    a CLI user; `--verbose` shows them)."""
+    if not enabled:
+        yield
+        return
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def export_graph(model: torch.nn.Module, family: Family, example: dict[str, torch.Tensor],
                  settings: ExportSettings, *, verbose: bool = False) -> onnx.ModelProto:
     """Captures the model (with its family's export rewrites) and returns the ONNX model,
     function bodies included. The exporter's own chatter is swallowed unless `verbose`."""
     wrapper = GraphModule(model, family).eval()
-    chatter = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
-    with family.export_patches(model), chatter, torch.no_grad():
+    with family.export_patches(model), _quiet(not verbose), torch.no_grad():
         program = torch.onnx.export(
             wrapper, args=(), kwargs=example, dynamo=True,
             custom_translation_table=onnx_translation.TRANSLATION_TABLE,

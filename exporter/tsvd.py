@@ -78,7 +78,7 @@ def tiled_svd(weight_kn: Tensor, tile_k: int, tile_n: int, rank: int) -> tuple[T
 def relative_error(weight_kn: Tensor, u: Tensor, v: Tensor) -> float:
     """‖W̃ − UV‖_F / ‖W̃‖_F over the real (unpadded) K × N region."""
     k, n = weight_kn.shape
-    approx = torch_ops.dense_weight(u.double(), v.double(), k, n)
+    approx = torch_ops.dense_weight(u.detach().double(), v.detach().double(), k, n)
     exact = weight_kn.detach().double()
     return float(torch.linalg.norm(exact - approx) / torch.linalg.norm(exact).clamp_min(1e-30))
 

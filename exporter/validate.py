@@ -7,7 +7,6 @@ op types actually executed, so the report says whether the library's kernels ran
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import tempfile
@@ -51,19 +50,28 @@ def _providers(device: str) -> list[str]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
 
 
-def make_session(path: str, device: str, sess_options=None):
-    """(session, runtime description)."""
+def make_session(path: str, device: str, make_options=None):
+    """(session, runtime description). With ort_ops installed its kernels run; when the library
+    rejects the model (e.g. float16 on a CPU-only build, whose CPU kernels are float32), stock
+    onnxruntime runs the ONNX function bodies instead, and the description says why.
+    `make_options()` gives fresh SessionOptions: ort_ops registers its library on the object."""
+    import onnxruntime
+
+    make_options = make_options or onnxruntime.SessionOptions
+
+    fallback_reason = "ort_ops not installed"
     try:
         import ort_ops
     except ImportError:
         ort_ops = None
     if ort_ops is not None:
-        session = ort_ops.InferenceSession(path, providers=_providers(device), sess_options=sess_options)
-        return session, "ort_ops library kernels"
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(path, sess_options=sess_options, providers=_providers(device))
-    return session, "stock onnxruntime (ONNX function bodies)"
+        try:
+            session = ort_ops.InferenceSession(path, providers=_providers(device), sess_options=make_options())
+            return session, "ort_ops library kernels"
+        except Exception as error:  # onnxruntime raises several unrelated types here
+            fallback_reason = "ort_ops rejected the model: " + str(error).splitlines()[0][-160:]
+    session = onnxruntime.InferenceSession(path, sess_options=make_options(), providers=_providers(device))
+    return session, f"stock onnxruntime with ONNX function bodies ({fallback_reason})"
 
 
 def run_onnx(path: str, feeds: dict[str, np.ndarray], device: str) -> tuple[np.ndarray, str, set[str]]:
@@ -71,19 +79,18 @@ def run_onnx(path: str, feeds: dict[str, np.ndarray], device: str) -> tuple[np.n
     import onnxruntime
 
     with tempfile.TemporaryDirectory() as profile_dir:
-        options = onnxruntime.SessionOptions()
-        options.enable_profiling = True
-        options.profile_file_prefix = os.path.join(profile_dir, "profile")
-        session, runtime = make_session(path, device, options)
+        def profiling_options():
+            options = onnxruntime.SessionOptions()
+            options.enable_profiling = True
+            options.profile_file_prefix = os.path.join(profile_dir, "profile")
+            options.log_severity_level = 3  # a rejected model is reported by make_session
+            return options
+
+        session, runtime = make_session(path, device, profiling_options)
         output = session.run(None, feeds)[0]
-        session.end_profiling()
-        op_types = set()
-        for profile in glob.glob(os.path.join(profile_dir, "profile*.json")):
-            with open(profile) as f:
-                for event in json.load(f):
-                    op_name = event.get("args", {}).get("op_name")
-                    if op_name:
-                        op_types.add(op_name)
+        profile = session.end_profiling()  # this session's file (a rejected one may leave another)
+        with open(profile) as f:
+            op_types = {e["args"]["op_name"] for e in json.load(f) if "op_name" in e.get("args", {})}
     return output, runtime, op_types
 
 
