@@ -24,7 +24,7 @@ def _tiny_configs() -> dict:
                   intermediate_size=128)
     return {
         "longformer-tiny": ("LongformerModel", lambda: tf.LongformerConfig(
-            **common, attention_window=[8, 6], max_position_embeddings=1026, pad_token_id=1)),
+            **common, attention_window=[8, 4], max_position_embeddings=1026, pad_token_id=1)),
         "bert-tiny": ("BertModel", lambda: tf.BertConfig(**common, max_position_embeddings=1024)),
         "roberta-tiny": ("RobertaModel", lambda: tf.RobertaConfig(
             **common, max_position_embeddings=1026, pad_token_id=1)),
