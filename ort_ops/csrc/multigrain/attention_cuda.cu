@@ -91,8 +91,6 @@ __global__ void __launch_bounds__(kCompactThreads)
 template <typename T>
 __device__ __forceinline__ T from_float(float x);
 template <>
-__device__ __forceinline__ float from_float<float>(float x) { return x; }
-template <>
 __device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
@@ -260,11 +258,10 @@ cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query,
                       bool mask_is_int64, void* out, void* workspace, cudaStream_t stream, int parts) {
   if (p.batch == 0 || p.seq_len == 0) return cudaSuccess;
   // Head sizes 8..128 in steps of 8 (16-byte rows for the 16-bit types); anything else is
-  // rejected here with cudaErrorInvalidValue, as are sizes past 32-bit row indexing and
-  // arrays that are not 16-byte aligned.
+  // rejected here with cudaErrorInvalidValue, as are S or B·H past 32-bit indices and arrays
+  // that are not 16-byte aligned (16-byte vector loads).
   if (p.head_dim < 8 || p.head_dim > 128 || p.head_dim % 8 != 0) return cudaErrorInvalidValue;
-  if (p.batch * p.seq_len > INT32_MAX || p.seq_len * p.hidden() > INT32_MAX || p.batch * p.num_heads > 65535 * 64)
-    return cudaErrorInvalidValue;
+  if (p.seq_len > INT32_MAX || p.batch * p.num_heads > INT32_MAX) return cudaErrorInvalidValue;  // int indices
   for (const void* ptr : {query, key, value, global_query, global_key, global_value, static_cast<const void*>(out)})
     if (!ptr || !aligned16(ptr)) return cudaErrorInvalidValue;
   if (!mask || !workspace) return cudaErrorInvalidValue;

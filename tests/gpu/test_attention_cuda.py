@@ -1,0 +1,172 @@
+"""GPU tests of the MultigrainAttention CUDA kernels, through the test-only C-ABI shim
+(tests/gpu/build_shims.sh). Skipped without CUDA or without the built shim.
+
+Reference: the op's definition as dense masked attention in float64 (torch, on the GPU), checked
+against tests/reference.py and HF LongformerSelfAttention. Each check draws fresh random inputs
+(seed printed), poisons the output with NaN first and requires every element written."""
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from attention_gpu_util import (  # noqa: E402
+    CUDA_ERROR_INVALID_VALUE, PARTS_BAND, PARTS_GLOBAL, SHIM_PATH, describe_mismatch, hf_longformer_attention,
+    make_inputs, make_mask, rel_err, run_op, torch_reference)
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available() or not SHIM_PATH.exists(),
+                                reason="needs a CUDA device and the shim (tests/gpu/build_shims.sh)")
+
+# ‖out − ref‖ / ‖ref‖ bounds per dtype: fp32 arithmetic; fp16 / bf16 operands of the tensor cores
+# (P is rounded to the input type before P·V, as in flash attention).
+REL_TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
+ABS_TOL = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 1e-1}
+SEED = int(os.environ.get("ORTOPS_TEST_SEED", random.SystemRandom().randrange(1 << 30)))
+RESULTS = []  # (case, dtype, rel_err, max_abs) for the summary printed by the device script
+
+
+def check(name, dtype, out, ref, bad_rows=()):
+    for b in bad_rows:
+        assert torch.isnan(out[b]).all(), f"{name}: batch row {b} has an invalid mask value and must be all NaN"
+    keep = [b for b in range(out.shape[0]) if b not in bad_rows]
+    out, ref = out[keep], ref[keep]
+    err = rel_err(out, ref)
+    max_abs = (out.double() - ref).abs().max().item() if out.numel() else 0.0
+    RESULTS.append((name, str(dtype).replace("torch.", ""), err, max_abs))
+    ok = not torch.isnan(out).any().item() and err <= REL_TOL[dtype] and max_abs <= ABS_TOL[dtype]
+    assert ok, f"{name} seed={SEED}: rel={err:.3g} max_abs={max_abs:.3g} " + describe_mismatch(out, ref, ABS_TOL[dtype])
+
+
+def case(name, B, S, H, D, w, dtype, rows, separate_globals=True, mask64=False, seed_offset=0):
+    """rows: per batch row (globals, placement, valid tokens)."""
+    gen = torch.Generator().manual_seed(SEED + seed_offset)
+    mask = torch.stack([make_mask(S, g, pl, valid, gen) for g, pl, valid in rows])
+    mask = (mask.long() if mask64 else mask).cuda()
+    x = make_inputs(B, S, H, D, dtype, separate_globals, gen)
+    rc, out = run_op(*x, mask, H, w)
+    assert rc == 0, f"{name}: launcher returned cudaError {rc}"
+    torch.cuda.synchronize()
+    check(name, dtype, out, torch_reference(*x, mask, H, w))
+    return x, mask, out
+
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).replace("torch.", ""))
+@pytest.mark.parametrize("D", [32, 64, 128])
+@pytest.mark.parametrize("w", [0, 1, 7, 64, 256])
+def test_grid(dtype, D, w):
+    # S = 577: not a multiple of 64 nor of w; row 0 globals scattered + padding, row 1 globals first.
+    case(f"grid D={D} w={w}", 2, 577, 2, D, w, dtype, [(5, "scattered", 530), (3, "first", 577)],
+         seed_offset=D * 1000 + w)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).replace("torch.", ""))
+def test_s_equals_2w(dtype):
+    case("S=2w", 1, 512, 3, 64, 256, dtype, [(8, "first", 512)], separate_globals=False)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).replace("torch.", ""))
+def test_many_globals(dtype):
+    # G = 100 > w = 32 and > 64 (a second global tile), a row without globals, a row cut short.
+    case("G>w, G>64", 3, 1000, 2, 64, 32, dtype, [(100, "scattered", 1000), (0, "first", 1000), (70, "first", 333)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).replace("torch.", ""))
+def test_all_global_and_all_padding(dtype):
+    case("all global / all padding", 3, 200, 2, 32, 7, dtype, [(200, "first", 200), (0, "first", 0), (1, "first", 1)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).replace("torch.", ""))
+@pytest.mark.parametrize("D", [8, 40, 96])
+def test_other_head_dims(dtype, D):
+    case(f"D={D}", 2, 300, 3, D, 16, dtype, [(4, "scattered", 280), (2, "first", 300)], mask64=True)
+
+
+def test_long_sequences():
+    case("S=4096 H=12 G=64 scattered", 1, 4096, 12, 64, 256, torch.float16, [(64, "scattered", 4096)])
+    case("S=2048 D=128 G=100/8", 2, 2048, 4, 128, 256, torch.bfloat16, [(100, "scattered", 2048), (8, "first", 1900)])
+    # 16 key splits of the global rows (S > 8192).
+    case("S=9000 splits=16", 1, 9000, 1, 64, 64, torch.float16, [(20, "scattered", 8999)])
+
+
+def test_deterministic_and_parts():
+    x, mask, out = case("repeat", 2, 1500, 4, 64, 100, torch.float16, [(9, "scattered", 1500), (3, "first", 1200)])
+    rc, again = run_op(*x, mask, 4, 100)
+    assert rc == 0 and torch.equal(out, again), "two runs on the same inputs differ: a race"
+    # The timing parts (band alone, global rows alone) together write what the op writes.
+    part = torch.full_like(out, float("nan"))
+    assert run_op(*x, mask, 4, 100, out=part, parts=PARTS_BAND)[0] == 0
+    assert run_op(*x, mask, 4, 100, out=part, parts=PARTS_GLOBAL)[0] == 0
+    assert torch.equal(part, out)
+
+
+def test_cuda_graph_capture():
+    gen = torch.Generator().manual_seed(SEED + 7)
+    B, S, H, D, w = 2, 700, 2, 64, 50
+    mask = torch.stack([make_mask(S, 6, "scattered", 650, gen), make_mask(S, 2, "first", 700, gen)]).cuda()
+    x = make_inputs(B, S, H, D, torch.float16, True, gen)
+    from attention_gpu_util import workspace_bytes
+    ws = torch.empty(workspace_bytes(B, S, H, D, w, torch.float16), dtype=torch.uint8, device="cuda")
+    out = torch.full_like(x[0], float("nan"))
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=s):
+        rc, _ = run_op(*x, mask, H, w, out=out, workspace=ws)
+    assert rc == 0
+    graph.replay()
+    torch.cuda.synchronize()
+    check("graph replay", torch.float16, out, torch_reference(*x, mask, H, w))
+
+
+def test_invalid_mask_value_gives_nan_row():
+    gen = torch.Generator().manual_seed(SEED + 11)
+    B, S, H, D, w = 2, 256, 2, 64, 8
+    mask = torch.stack([make_mask(S, 3, "scattered", 256, gen), make_mask(S, 3, "scattered", 256, gen)])
+    mask[1, 17] = 5
+    mask = mask.cuda()
+    for dtype in DTYPES:
+        x = make_inputs(B, S, H, D, dtype, False, gen)
+        rc, out = run_op(*x, mask, H, w)
+        assert rc == 0
+        torch.cuda.synchronize()
+        check("invalid mask value", dtype, out, torch_reference(*x, mask.clamp(max=2), H, w), bad_rows=(1,))
+
+
+@pytest.mark.parametrize("D", [36, 136, 4])
+def test_unsupported_head_dim_is_rejected(D):
+    gen = torch.Generator().manual_seed(SEED)
+    mask = torch.ones(1, 64, dtype=torch.int32, device="cuda")
+    x = make_inputs(1, 64, 2, D, torch.float16, False, gen)
+    rc, _ = run_op(*x, mask, 2, 8)
+    assert rc == CUDA_ERROR_INVALID_VALUE
+
+
+def test_matches_hf_longformer_self_attention():
+    pytest.importorskip("transformers")
+    gen = torch.Generator().manual_seed(SEED + 13)
+    B, S, H, D, w = 2, 512, 4, 64, 32  # HF needs S % 2w == 0
+    mask = torch.stack([make_mask(S, 7, "scattered", 470, gen), make_mask(S, 40, "scattered", 512, gen)])
+    hidden = torch.randn(B, S, H * D, generator=gen, dtype=torch.float64)
+    ref, *proj = hf_longformer_attention(hidden, mask, H, w, dtype=torch.float64, device="cuda", seed=SEED)
+    mask = mask.cuda()
+    for dtype in DTYPES:
+        x = [p.to(dtype).contiguous() for p in proj]
+        rc, out = run_op(*x, mask, H, w)
+        assert rc == 0
+        torch.cuda.synchronize()
+        # HF runs its softmax in float32 even in a float64 model: ~1e-8 from the float64 definition.
+        check("HF LongformerSelfAttention fp64", dtype, out, ref)
+
+
+def teardown_module(module):
+    path = os.environ.get("ORTOPS_TEST_RESULTS")
+    if path:
+        with open(path, "w") as f:
+            f.write(f"seed {SEED}\n")
+            for name, dt, err, mx in RESULTS:
+                f.write(f"{name:34s} {dt:9s} rel={err:.3e} max_abs={mx:.3e}\n")
