@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from . import torch_ops  # noqa: F401  (registers torch.ops.ortops.tsvd_matmul)
+from . import tsvd_autograd  # noqa: F401  (its backward: TSVDLinear trains)
 
 
 class TSVDConfigError(ValueError):
