@@ -259,7 +259,7 @@ __global__ void __launch_bounds__(Cfg::kThreads) tsvd_tc_kernel(const Args a) {
         float y0 = acc[f][n8][2 * h], y1 = acc[f][n8][2 * h + 1];
         if (P) {
           float* p = P + m * a.N + n;
-          if (ok1 && ((m * a.N + n) & 1) == 0) {
+          if (ok1 && (reinterpret_cast<uintptr_t>(p) & 7) == 0) {
             *reinterpret_cast<float2*>(p) = make_float2(y0, y1);
           } else {
             if (ok0) p[0] = y0;
@@ -271,7 +271,7 @@ __global__ void __launch_bounds__(Cfg::kThreads) tsvd_tc_kernel(const Args a) {
             if (ok1) y1 += Op::to_float(bias[n + 1]);
           }
           T* y = Y + m * a.N + n;
-          if (ok1 && ((m * a.N + n) & 1) == 0) {
+          if (ok1 && (reinterpret_cast<uintptr_t>(y) & 3) == 0) {
             *reinterpret_cast<uint32_t*>(y) = Op::pack(y0, y1);
           } else {
             if (ok0) y[0] = Op::from_float(y0);

@@ -1,0 +1,117 @@
+"""GPU correctness of the TSVDMatMul CUDA launcher, through the test-only ctypes shim
+(tests/gpu/build_shims.sh builds .device/shims/libtsvd_shim.so). Skipped without CUDA or shim.
+
+Each case draws fresh random inputs in the tested dtype, poisons Y with NaN, runs the launcher on
+torch's current stream and compares with the float64 reference of tests/reference.py. Tolerance:
+the relative error (Frobenius) must stay within 2x that of torch computing the same function in
+the same dtype (A @ W̃ with W̃ rounded to the dtype, cuBLAS) plus a small floor, and the largest
+element error within 4x torch's plus a floor; every output element must be finite.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from reference import tsvd_matmul as ref_tsvd  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SHIM = os.environ.get("ORTOPS_TSVD_SHIM", os.path.join(ROOT, ".device", "shims", "libtsvd_shim.so"))
+
+pytestmark = [
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+    pytest.mark.skipif(not os.path.exists(SHIM), reason=f"no shim at {SHIM} (tests/gpu/build_shims.sh)"),
+]
+
+DTYPES = {"float32": (0, torch.float32), "float16": (1, torch.float16), "bfloat16": (2, torch.bfloat16)}
+# Floors on top of 2x torch's error: relative (Frobenius) and per element (in units of ‖ref‖_rms).
+FLOOR = {"float32": (1e-5, 1e-4), "float16": (1e-3, 8e-3), "bfloat16": (8e-3, 6e-2)}
+
+_lib = None
+
+
+def lib():
+    global _lib
+    if _lib is None:
+        _lib = ctypes.CDLL(SHIM)
+        i64, p, i32 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
+        _lib.ortops_test_tsvd.argtypes = [i32, p, p, p, p, p] + [i64] * 8 + [i32, i32, p]
+        _lib.ortops_test_tsvd.restype = i32
+    return _lib
+
+
+def run_tsvd(A, U, V, bias, Y, K, N, Tk, Tn, tk, tn, r, su, sv, code):
+    M = A.numel() // K
+    ptr = lambda t: ctypes.c_void_p(t.data_ptr()) if t is not None else None  # noqa: E731
+    stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
+    return lib().ortops_test_tsvd(code, ptr(A), ptr(U), ptr(V), ptr(bias), ptr(Y), M, K, N, Tk, Tn, tk, tn, r,
+                                  int(su), int(sv), stream)
+
+
+# (leading dims of A, K, N, tk, tn, r, shared U, shared V, bias). N < Tn*tn and K < Tk*tk mark
+# partial tiles; ranks 1, odd, multiple rank chunks (> 64) and full.
+SHAPES = [
+    ((), 300, 200, 64, 48, 5, False, False, True),        # partial tiles both ways, odd rank
+    ((), 512, 384, 128, 128, 16, False, False, False),    # 16-byte path, r = 16
+    ((), 512, 384, 128, 128, 32, False, False, True),
+    ((), 256, 512, 256, 256, 64, False, False, True),     # tile 256, one k chunk column
+    ((), 256, 256, 128, 128, 128, False, False, True),    # full rank, two rank chunks
+    ((), 299, 257, 96, 80, 1, False, False, True),        # rank 1, odd K and N
+    ((), 384, 300, 128, 100, 70, False, False, False),    # r = 70: a 64 chunk and a padded one
+    ((), 384, 320, 128, 64, 24, True, False, True),       # shared U
+    ((), 384, 320, 128, 64, 24, False, True, True),       # shared V (TSVD-common)
+    ((), 330, 250, 128, 64, 8, True, True, False),        # both shared, partial tiles
+    ((), 72, 40, 24, 16, 12, False, False, True),         # tiles smaller than a k chunk / column block
+]
+MS = [(1,), (3,), (2, 8), (17,), (4, 32), (1000,)]
+
+
+def _case_id(s):
+    lead, K, N, tk, tn, r, su, sv, b = s
+    return f"K{K}N{N}t{tk}x{tn}r{r}{'_su' if su else ''}{'_sv' if sv else ''}{'_bias' if b else ''}"
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("lead", MS, ids=lambda m: "M" + "x".join(map(str, m)))
+@pytest.mark.parametrize("shape", SHAPES, ids=_case_id)
+def test_tsvd_cuda_matches_float64(shape, lead, dtype, rng):
+    _, K, N, tk, tn, r, su, sv, with_bias = shape
+    code, tdt = DTYPES[dtype]
+    Tk, Tn = -(-K // tk), -(-N // tn)
+    dev = "cuda"
+    g = torch.Generator(device=dev).manual_seed(int(rng.integers(2**62)))
+    randn = lambda *s, scale=1.0: (torch.randn(*s, generator=g, device=dev, dtype=torch.float64) * scale).to(tdt)  # noqa: E731
+    A = randn(*lead, K)
+    U = randn(*((1, 1) if su else (Tk, Tn)), tk, r, scale=tk ** -0.5)
+    V = randn(*((1, 1) if sv else (Tk, Tn)), r, tn, scale=r ** -0.5)
+    bias = randn(N) if with_bias else None
+    Y = torch.full((*lead, N), float("nan"), device=dev, dtype=tdt)
+
+    rc = run_tsvd(A, U, V, bias, Y, K, N, Tk, Tn, tk, tn, r, su, sv, code)
+    assert rc == 0, f"launcher returned CUDA error {rc}"
+
+    to64 = lambda t: t.double().cpu().numpy()  # noqa: E731
+    ref = ref_tsvd(to64(A), to64(U), to64(V), None if bias is None else to64(bias), out_features=N)
+    # torch in the same dtype: dense reconstructed weight rounded to the dtype, one cuBLAS matmul.
+    from reference import tsvd_dense_weight
+    W = torch.from_numpy(tsvd_dense_weight(to64(U), to64(V), K, N)).to(dev).to(tdt)
+    Yt = A @ W + (bias if bias is not None else 0)
+    y = to64(Y)
+    n_bad = int((~np.isfinite(y)).sum())
+    if n_bad:
+        first = np.unravel_index(int(np.argmax(~np.isfinite(y))), y.shape)
+        pytest.fail(f"{n_bad} non-finite outputs (unwritten or overflow); first at {first}")
+    norm = np.linalg.norm(ref) + 1e-300
+    rms = norm / np.sqrt(ref.size)
+    err, err_t = np.linalg.norm(y - ref) / norm, np.linalg.norm(to64(Yt) - ref) / norm
+    mx, mx_t = np.abs(y - ref).max() / rms, np.abs(to64(Yt) - ref).max() / rms
+    f_rel, f_max = FLOOR[dtype]
+    where = np.unravel_index(int(np.argmax(np.abs(y - ref))), y.shape)
+    print(f"rel err {err:.2e} (torch {err_t:.2e}); max err {mx:.2e} rms (torch {mx_t:.2e}) at {where}")
+    assert err <= 2 * err_t + f_rel, f"relative error {err:.3e} > 2 x torch {err_t:.3e} + {f_rel}"
+    assert mx <= 4 * mx_t + f_max, f"max error {mx:.3e} rms at {where} > 4 x torch {mx_t:.3e} + {f_max}"
