@@ -8,6 +8,7 @@
 
 #include "multigrain/attention_cpu.h"
 #include "multigrain/attention_problem.h"
+#include "ort/cpu_types.h"
 #include "ort/ort_parallel.h"
 #ifdef ORTOPS_WITH_CUDA
 #include "multigrain/attention_cuda.h"
@@ -74,7 +75,8 @@ void AttentionKernelBase::InferShape(ShapeInference& ctx, ONNXTensorElementDataT
   ctx.set_output(0, *q, type);
 }
 
-void AttentionCpuKernel::Compute(OrtKernelContext* raw) const {
+template <typename T>
+void AttentionCpuKernel<T>::Compute(OrtKernelContext* raw) const {
   Ort::KernelContext ctx(raw);
   const AttentionProblem p = problem_of(ctx, node_, num_heads_, window_, scale_attr_);
   auto mask_value = ctx.GetInput(kMask);
@@ -85,15 +87,21 @@ void AttentionCpuKernel::Compute(OrtKernelContext* raw) const {
     normalize_mask(node_, mask_value.GetTensorData<int32_t>(), p.batch, p.seq_len, mask.data());
   auto out = ctx.GetOutput(0, input_shape(ctx, kQuery));
   if (p.batch * p.seq_len == 0) return;
-  const float* q = ctx.GetInput(kQuery).GetTensorData<float>();
-  const float* k = ctx.GetInput(kKey).GetTensorData<float>();
-  const float* v = ctx.GetInput(kValue).GetTensorData<float>();
-  const float* gq = p.has_global_query ? ctx.GetInput(kGlobalQuery).GetTensorData<float>() : q;
-  const float* gk = p.has_global_key ? ctx.GetInput(kGlobalKey).GetTensorData<float>() : k;
-  const float* gv = p.has_global_value ? ctx.GetInput(kGlobalValue).GetTensorData<float>() : v;
-  cpu::multigrain_attention(p, q, k, v, gq, gk, gv, mask.data(), out.GetTensorMutableData<float>(),
+  std::vector<float> bufs[6], out_buf;
+  const float* q = widen<T>(ctx.GetInput(kQuery), bufs[0]);
+  const float* k = widen<T>(ctx.GetInput(kKey), bufs[1]);
+  const float* v = widen<T>(ctx.GetInput(kValue), bufs[2]);
+  const float* gq = p.has_global_query ? widen<T>(ctx.GetInput(kGlobalQuery), bufs[3]) : q;
+  const float* gk = p.has_global_key ? widen<T>(ctx.GetInput(kGlobalKey), bufs[4]) : k;
+  const float* gv = p.has_global_value ? widen<T>(ctx.GetInput(kGlobalValue), bufs[5]) : v;
+  cpu::multigrain_attention(p, q, k, v, gq, gk, gv, mask.data(), float_output<T>(out, out_buf),
                             ort_parallel_for(raw));
+  narrow<T>(out_buf, out);
 }
+
+template struct AttentionCpuKernel<float>;
+template struct AttentionCpuKernel<Ort::Float16_t>;
+template struct AttentionCpuKernel<Ort::BFloat16_t>;
 
 #ifdef ORTOPS_WITH_CUDA
 void AttentionCudaKernel::Compute(OrtKernelContext* raw) const {

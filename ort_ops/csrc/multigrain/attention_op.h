@@ -17,6 +17,8 @@ class AttentionKernelBase {
   float scale_attr_;  // NaN: absent (1/sqrt(D))
 };
 
+// T: float, Ort::Float16_t or Ort::BFloat16_t (computed in float32, see ort/cpu_types.h).
+template <typename T>
 struct AttentionCpuKernel : AttentionKernelBase {
   using AttentionKernelBase::AttentionKernelBase;
   void Compute(OrtKernelContext* ctx) const;

@@ -80,8 +80,12 @@ struct CustomOp : OrtCustomOp {
     KernelDestroy = [](void* kernel) { delete static_cast<Kernel*>(kernel); };
     InferOutputShapeFn = [](const OrtCustomOp* op, OrtShapeInferContext* raw) {
       return guarded([&] {
+        // ORT calls the first registered op of this name for every node, whatever its types, so
+        // the output type is read from input 0 (all ops here output the type of input 0).
         ShapeInference ctx(raw);
-        Kernel::InferShape(ctx, self(op)->outputs_[0].type);
+        ONNXTensorElementDataType type = ctx.element_type(0);
+        if (type == ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED) type = self(op)->outputs_[0].type;
+        Kernel::InferShape(ctx, type);
       });
     };
     GetStartVersion = [](const OrtCustomOp*) { return 1; };

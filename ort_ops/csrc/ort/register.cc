@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "multigrain/attention_op.h"
+#include "ort/cpu_types.h"
 #include "ort/custom_op.h"
 #include "tsvd/tsvd_op.h"
 
@@ -21,12 +22,20 @@ std::unique_ptr<OrtCustomOp> op(const char* name, const char* ep, std::vector<Io
   return std::make_unique<CustomOp<Kernel>>(name, ep, std::move(inputs), std::vector<IoSpec>{{out}});
 }
 
+template <typename T>
+void add_cpu_ops(OpList& list) {
+  constexpr auto t = onnx_type<T>();
+  list.push_back(op<TsvdCpuKernel<T>>("TSVDMatMul", kCpuEp, tsvd_inputs(t), t));
+  list.push_back(op<AttentionCpuKernel<T>>("MultigrainAttention", kCpuEp, attention_inputs(t), t));
+}
+
 const OpList& all_ops() {
   static const OpList ops = [] {
     constexpr auto kF32 = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
     OpList list;
-    list.push_back(op<TsvdCpuKernel>("TSVDMatMul", kCpuEp, tsvd_inputs(kF32), kF32));
-    list.push_back(op<AttentionCpuKernel>("MultigrainAttention", kCpuEp, attention_inputs(kF32), kF32));
+    add_cpu_ops<float>(list);
+    add_cpu_ops<Ort::Float16_t>(list);
+    add_cpu_ops<Ort::BFloat16_t>(list);
 #ifdef ORTOPS_WITH_CUDA
     for (auto t : {kF32, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16, ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16}) {
       list.push_back(op<TsvdCudaKernel>("TSVDMatMul", kCudaEp, tsvd_inputs(t), t));

@@ -41,6 +41,16 @@ std::optional<SymShape> ShapeInference::input(size_t i) const {
   return result;
 }
 
+ONNXTensorElementDataType ShapeInference::element_type(size_t i) const {
+  const OrtApi& api = Ort::GetApi();
+  ONNXTensorElementDataType type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+  if (i >= input_count()) return type;
+  OrtTensorTypeAndShapeInfo* info = nullptr;
+  if (!ok(api.ShapeInferContext_GetInputTypeShape(raw_, i, &info)) || !info) return type;
+  if (!ok(api.GetTensorElementType(info, &type))) type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+  return type;
+}
+
 std::optional<std::vector<int64_t>> ShapeInference::concrete_input(size_t i) const {
   auto shape = input(i);
   if (!shape) return std::nullopt;

@@ -26,6 +26,8 @@ class ShapeInference {
   std::optional<SymShape> input(size_t i) const;
   // Concrete dims, or nullopt when absent or any dim is not a number.
   std::optional<std::vector<int64_t>> concrete_input(size_t i) const;
+  // Element type of input i (UNDEFINED when absent or unknown).
+  ONNXTensorElementDataType element_type(size_t i) const;
   std::optional<int64_t> int_attribute(const char* name) const;
   void set_output(size_t i, const SymShape& shape, ONNXTensorElementDataType type) const;
 

@@ -2,6 +2,7 @@
 // (float32/float16/bfloat16) kernels. Shape checks live in tsvd_problem.cc, shared by both.
 #include "tsvd/tsvd_op.h"
 
+#include "ort/cpu_types.h"
 #include "ort/ort_parallel.h"
 #include "tsvd/tsvd_cpu.h"
 #include "tsvd/tsvd_problem.h"
@@ -57,16 +58,22 @@ void TsvdKernelBase::InferShape(ShapeInference& ctx, ONNXTensorElementDataType t
   ctx.set_output(0, out, type);
 }
 
-void TsvdCpuKernel::Compute(OrtKernelContext* raw) const {
+template <typename T>
+void TsvdCpuKernel<T>::Compute(OrtKernelContext* raw) const {
   Ort::KernelContext ctx(raw);
   const TsvdProblem p = problem_of(ctx, node_, out_features_);
   auto out = ctx.GetOutput(0, tsvd_output_shape(input_shape(ctx, kA), p.N));
   if (p.M == 0) return;
-  const float* bias = p.has_bias ? ctx.GetInput(kBias).GetTensorData<float>() : nullptr;
-  cpu::tsvd_matmul(p, ctx.GetInput(kA).GetTensorData<float>(), ctx.GetInput(kU).GetTensorData<float>(),
-                   ctx.GetInput(kV).GetTensorData<float>(), bias, out.GetTensorMutableData<float>(),
-                   ort_parallel_for(raw));
+  std::vector<float> a_buf, u_buf, v_buf, bias_buf, y_buf;
+  const float* bias = p.has_bias ? widen<T>(ctx.GetInput(kBias), bias_buf) : nullptr;
+  cpu::tsvd_matmul(p, widen<T>(ctx.GetInput(kA), a_buf), widen<T>(ctx.GetInput(kU), u_buf),
+                   widen<T>(ctx.GetInput(kV), v_buf), bias, float_output<T>(out, y_buf), ort_parallel_for(raw));
+  narrow<T>(y_buf, out);
 }
+
+template struct TsvdCpuKernel<float>;
+template struct TsvdCpuKernel<Ort::Float16_t>;
+template struct TsvdCpuKernel<Ort::BFloat16_t>;
 
 #ifdef ORTOPS_WITH_CUDA
 void TsvdCudaKernel::Compute(OrtKernelContext* raw) const {

@@ -15,6 +15,8 @@ class TsvdKernelBase {
   int64_t out_features_;  // -1: absent (N = Tn * tn)
 };
 
+// T: float, Ort::Float16_t or Ort::BFloat16_t (computed in float32, see ort/cpu_types.h).
+template <typename T>
 struct TsvdCpuKernel : TsvdKernelBase {
   using TsvdKernelBase::TsvdKernelBase;
   void Compute(OrtKernelContext* ctx) const;
