@@ -19,6 +19,7 @@ PROG = "ortops-export"
 DEFAULT_SUBCOMMAND = "export"
 SUBCOMMANDS = {
     "export": "exporter.export_command",
+    "finetune": "exporter.finetune_command",
 }
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

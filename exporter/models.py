@@ -99,6 +99,11 @@ def load(source: str) -> LoadedModel:
             model = cls(config)
     else:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        model = cls.from_pretrained(directory, gguf_file=gguf, local_files_only=True,
-                                    attn_implementation="eager", dtype=torch.float32)
+        from . import tsvd_common
+
+        with tsvd_common.expected_missing_weights(directory if kind == "dir" else None):
+            model = cls.from_pretrained(directory, gguf_file=gguf, local_files_only=True,
+                                        attn_implementation="eager", dtype=torch.float32)
+        if kind == "dir":  # a fine-tuned directory: its compressed layers come back as TSVDLinear
+            tsvd_common.restore_factors(model, directory)
     return LoadedModel(model.eval(), class_name, family, source)

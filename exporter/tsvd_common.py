@@ -23,7 +23,9 @@ puts the TSVDLinear layers back, so `python -m exporter <dir>` exports them as T
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -250,6 +252,32 @@ def save_factors(model: nn.Module, directory: str | Path, extra: dict | None = N
 
 def has_factors(directory: str | Path) -> bool:
     return (Path(directory) / LAYOUT_FILE).is_file()
+
+
+class _MissingReportFilter(logging.Filter):
+    """Drops transformers' load report when all it says is MISSING: the compressed layers' dense
+    weights are absent from a fine-tuned directory by design (restore_factors replaces them).
+    A report with any other status (unexpected, mismatched, conversion) still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "LOAD REPORT" not in text:
+            return True
+        return not ("MISSING" in text and not any(s in text for s in ("UNEXPECTED", "MISMATCH", "CONVERSION")))
+
+
+@contextlib.contextmanager
+def expected_missing_weights(directory: str | Path | None):
+    """Around from_pretrained of `directory`: quiet about the weights FACTORS_FILE replaces."""
+    if directory is None or not has_factors(directory):
+        yield
+        return
+    logger, quiet = logging.getLogger("transformers.modeling_utils"), _MissingReportFilter()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 def restore_factors(model: nn.Module, directory: str | Path) -> list[str]:
