@@ -158,12 +158,12 @@ def _check_arguments(args) -> tuple:
 
 def run(args) -> int:
     from .cli import EXIT_FAILED, EXIT_OK, UsageError
-    from .families import UnsupportedModel
+    from .families import UnsupportedModel, family_for
     from . import models, tsvd
 
     output, groups, (atol, rtol) = _check_arguments(args)
     try:
-        models.architecture_of(args.model)  # fail fast, before loading weights
+        family_for(models.architecture_of(args.model))  # fail fast, before loading weights
         with step(f"loading {args.model}"):
             loaded = models.load(args.model)
     except (FileNotFoundError, UnsupportedModel, OSError) as error:
