@@ -27,9 +27,13 @@ for step in "${STEPS[@]}"; do
     bench)
       timeout 300 python3 benchmarks/gpu_attention.py --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1
       echo "bench rc=$?" >> "$SUMMARY"; sed -n '/^NVIDIA\|^ B /,$p' "$OUT/bench.log" | tail -40 >> "$SUMMARY" ;;
-    quick)
-      timeout 200 python3 benchmarks/gpu_attention.py --quick --no-flex --no-hf > "$OUT/quick.log" 2>&1
-      echo "quick rc=$?" >> "$SUMMARY"; tail -4 "$OUT/quick.log" >> "$SUMMARY" ;;
+    quick)  # headline shape only, once per shim variant in .device/shims (libattention_shim*.so)
+      for so in .device/shims/libattention_shim*.so; do
+        v=$(basename "$so" .so)
+        ORTOPS_ATTENTION_SHIM="$PWD/$so" timeout 200 python3 benchmarks/gpu_attention.py --quick --no-flex --no-hf \
+          > "$OUT/quick_$v.log" 2>&1
+        echo "quick $v rc=$?" >> "$SUMMARY"; tail -6 "$OUT/quick_$v.log" >> "$SUMMARY"
+      done ;;
   esac
 done
 cat "$SUMMARY"

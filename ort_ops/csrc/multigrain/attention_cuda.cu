@@ -4,8 +4,9 @@
 //
 // Stream order on `stream` (no host sync, no allocation, graph-capturable):
 //   1. compact_mask   one CTA per batch row: int8 mask, compacted global positions, count, bad flag
-//   2. flash_kernel   one launch: global-row CTAs (split over keys) + band CTAs, running side by side
-//   3. combine_global log-sum-exp merge of the global rows' key splits (only when there are globals)
+//   2. flash_kernel   one launch: global-row CTAs (split over keys; the last split of a head merges
+//                     them by log-sum-exp) + band CTAs, side by side; on sm_90 a programmatic
+//                     dependent of 1, so its CTAs start and prefetch queries while 1 finishes
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -27,7 +28,11 @@ size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 // block-wide exclusive scan of the per-thread global counts places the positions in order.
 template <typename MaskT>
 __global__ void __launch_bounds__(kCompactThreads)
-    compact_mask(const MaskT* mask, int S, int8_t* mask8, int32_t* gidx, int32_t* gcount, int32_t* bad) {
+    compact_mask(const MaskT* mask, int S, int H, int8_t* mask8, int32_t* gidx, int32_t* gcount, int32_t* bad,
+                 int32_t* done) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");  // the flash kernel may start
+#endif
   __shared__ int warp_totals[kCompactThreads / 32];
   __shared__ int pass_total;
   const int b = blockIdx.x, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
@@ -86,40 +91,8 @@ __global__ void __launch_bounds__(kCompactThreads)
     gcount[b] = base;
     bad[b] = any_bad ? 1 : 0;
   }
-}
-
-template <typename T>
-__device__ __forceinline__ T from_float(float x);
-template <>
-__device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
-
-// Merges the key splits of global tile 0 (first 64 global rows of each batch row) by their
-// log2-sum-exp. One CTA per (b, h).
-template <typename T>
-__global__ void __launch_bounds__(256) combine_global(FlashParams fp) {
-  const int bh = blockIdx.x, b = bh / fp.H, h = bh % fp.H;
-  if (fp.bad[b]) return;
-  const int rows = min(fp.gcount[b], 64);
-  const int D = fp.D, splits = fp.splits;
-  const int64_t base = static_cast<int64_t>(bh) * splits * 64;
-  T* out = static_cast<T*>(fp.out) + static_cast<int64_t>(b) * fp.S * fp.ld + static_cast<int64_t>(h) * D;
-  const int32_t* gi = fp.gidx + static_cast<int64_t>(b) * fp.S;
-  for (int e = threadIdx.x; e < rows * D; e += blockDim.x) {
-    const int r = e / D, d = e % D;
-    float mx = -INFINITY;
-    for (int s = 0; s < splits; ++s) mx = fmaxf(mx, fp.part_lse[base + s * 64 + r]);
-    float num = 0.f, den = 0.f;
-    for (int s = 0; s < splits; ++s) {
-      const float lse = fp.part_lse[base + s * 64 + r];
-      if (lse == -INFINITY) continue;
-      const float wgt = exp2f(lse - mx);
-      num += wgt * fp.part_o[(base + s * 64 + r) * D + d];
-      den += wgt;
-    }
-    out[static_cast<int64_t>(gi[r]) * fp.ld + d] = from_float<T>(num / den);
-  }
+  if (done)
+    for (int h = tid; h < H; h += kCompactThreads) done[static_cast<int64_t>(b) * H + h] = 0;
 }
 
 // float32: one warp per (b, h, query). Lanes score 32 keys at a time (each lane one key), then
@@ -210,11 +183,11 @@ __global__ void __launch_bounds__(kF32Warps * 32) attend_fp32(FlashParams fp) {
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 template <DType kType>
-cudaError_t dispatch_head_dim(const FlashParams& fp, cudaStream_t stream) {
+cudaError_t dispatch_head_dim(const FlashParams& fp, bool pdl, cudaStream_t stream) {
   // Head dims round up to the instance set {32, 64, 128}; the padded columns are zero-filled.
-  if (fp.D <= 32) return launch_flash<kType, 32>(fp, stream);
-  if (fp.D <= 64) return launch_flash<kType, 64>(fp, stream);
-  return launch_flash<kType, 128>(fp, stream);
+  if (fp.D <= 32) return launch_flash<kType, 32>(fp, pdl, stream);
+  if (fp.D <= 64) return launch_flash<kType, 64>(fp, pdl, stream);
+  return launch_flash<kType, 128>(fp, pdl, stream);
 }
 
 }  // namespace
@@ -248,6 +221,7 @@ Workspace carve_workspace(const AttentionProblem& p, DType dtype, void* base) {
     const size_t rows = static_cast<size_t>(p.batch * p.num_heads) * split_plan(p.seq_len).splits * 64;
     ws.part_o = reinterpret_cast<float*>(take(rows * static_cast<size_t>(p.head_dim) * sizeof(float)));
     ws.part_lse = reinterpret_cast<float*>(take(rows * sizeof(float)));
+    ws.done = reinterpret_cast<int32_t*>(take(static_cast<size_t>(p.batch * p.num_heads) * sizeof(int32_t)));
   }
   ws.bytes = off;
   return ws;
@@ -267,13 +241,13 @@ cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query,
   if (!mask || !workspace) return cudaErrorInvalidValue;
 
   const Workspace ws = carve_workspace(p, dtype, workspace);
-  const int B = static_cast<int>(p.batch), S = static_cast<int>(p.seq_len);
+  const int B = static_cast<int>(p.batch), S = static_cast<int>(p.seq_len), H = static_cast<int>(p.num_heads);
   if (mask_is_int64)
-    compact_mask<int64_t><<<B, kCompactThreads, 0, stream>>>(static_cast<const int64_t*>(mask), S, ws.mask, ws.gidx,
-                                                             ws.gcount, ws.bad);
+    compact_mask<int64_t><<<B, kCompactThreads, 0, stream>>>(static_cast<const int64_t*>(mask), S, H, ws.mask, ws.gidx,
+                                                             ws.gcount, ws.bad, ws.done);
   else
-    compact_mask<int32_t><<<B, kCompactThreads, 0, stream>>>(static_cast<const int32_t*>(mask), S, ws.mask, ws.gidx,
-                                                             ws.gcount, ws.bad);
+    compact_mask<int32_t><<<B, kCompactThreads, 0, stream>>>(static_cast<const int32_t*>(mask), S, H, ws.mask, ws.gidx,
+                                                             ws.gcount, ws.bad, ws.done);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
 
@@ -281,7 +255,7 @@ cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query,
   fp.q = query, fp.k = key, fp.v = value, fp.gq = global_query, fp.gk = global_key, fp.gv = global_value;
   fp.out = out;
   fp.mask = ws.mask, fp.gidx = ws.gidx, fp.gcount = ws.gcount, fp.bad = ws.bad;
-  fp.part_o = ws.part_o, fp.part_lse = ws.part_lse;
+  fp.part_o = ws.part_o, fp.part_lse = ws.part_lse, fp.done = ws.done;
   fp.ld = p.hidden();
   fp.B = B, fp.S = S, fp.H = static_cast<int>(p.num_heads), fp.D = static_cast<int>(p.head_dim);
   fp.w = static_cast<int>(p.window < S ? p.window : S);  // w >= S sees every key anyway
@@ -299,17 +273,12 @@ cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query,
   const int BH = B * fp.H;
   fp.global_ctas = (parts & kGlobalRows) ? (sp.splits + kExtraCtas) * BH : 0;
   fp.band_ctas = (parts & kBand) ? fp.q_tiles * BH : 0;
-  err = dtype == DType::kFloat16 ? dispatch_head_dim<DType::kFloat16>(fp, stream)
-                                 : dispatch_head_dim<DType::kBFloat16>(fp, stream);
-  if (err != cudaSuccess) return err;
-  if (parts & kGlobalRows) {
-    if (dtype == DType::kFloat16)
-      combine_global<__half><<<BH, 256, 0, stream>>>(fp);
-    else
-      combine_global<__nv_bfloat16><<<BH, 256, 0, stream>>>(fp);
-    err = cudaGetLastError();
-  }
-  return err;
+  // Programmatic dependent launch needs sm_90; the attribute query is a host call (no sync).
+  int device = 0, major = 0;
+  if ((err = cudaGetDevice(&device)) != cudaSuccess) return err;
+  if ((err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device)) != cudaSuccess) return err;
+  return dtype == DType::kFloat16 ? dispatch_head_dim<DType::kFloat16>(fp, major >= 9, stream)
+                                  : dispatch_head_dim<DType::kBFloat16>(fp, major >= 9, stream);
 }
 
 }  // namespace multigrain

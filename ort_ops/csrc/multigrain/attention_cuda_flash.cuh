@@ -82,10 +82,33 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   }
 }
 
+// Waits for the compaction kernel (programmatic dependent launch, sm_90+; a no-op when the
+// launch was an ordinary one).
+__device__ __forceinline__ void wait_for_compaction() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
 }  // namespace dev
 
 // What a CTA computes: which query rows, which keys, where the result goes.
 enum class TileKind { kBand, kGlobalSplit, kGlobalWhole };
+
+// Band Q tile (rows q0.., zero past S): needs nothing from the compaction, so band CTAs issue
+// it before waiting for that kernel.
+template <DType kType, int kHeadDim>
+__device__ void load_band_q(const FlashParams& fp, unsigned char* smem, int b, int h, int q0) {
+  using Tr = FlashTraits<kHeadDim>;
+  using T = typename Elem<kType>::T;
+  T* sQ = reinterpret_cast<T*>(smem);
+  const T* gQ = static_cast<const T*>(fp.q) + static_cast<int64_t>(b) * fp.S * fp.ld + static_cast<int64_t>(h) * fp.D;
+  for (int i = threadIdx.x; i < Tr::kBlockM * Tr::kChunksPerRow; i += Tr::kThreads) {
+    const int r = i / Tr::kChunksPerRow, c = i % Tr::kChunksPerRow;
+    const bool ok = q0 + r < fp.S && c * 8 < fp.D;
+    dev::cp_async16(dev::smem_u32(sQ + r * Tr::kStride + c * 8), gQ + (ok ? (q0 + r) * fp.ld + c * 8 : 0), ok);
+  }
+}
 
 template <DType kType, int kHeadDim>
 __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind kind, int b, int h, int tile,
@@ -115,15 +138,15 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
   const int n_gathered = band ? (G + Tr::kBlockN - 1) / Tr::kBlockN : 0;
   const int n_blocks = n_gathered + (key_end - key_begin + Tr::kBlockN - 1) / Tr::kBlockN;
 
-  // Q tile: band rows q0.., or the gathered global rows gidx[q0..].
-  for (int i = tid; i < Tr::kBlockM * Tr::kChunksPerRow; i += Tr::kThreads) {
-    const int r = i / Tr::kChunksPerRow, c = i % Tr::kChunksPerRow;
-    int row = q0 + r;
-    bool ok = band ? row < S : row < G;
-    if (!band && ok) row = gIdx[row];
-    ok = ok && c * 8 < D;
-    dev::cp_async16(dev::smem_u32(sQ + r * Tr::kStride + c * 8), gQ + (ok ? row * ld + c * 8 : 0), ok);
-  }
+  // Q tile: band rows were issued by load_band_q; global rows are gathered: gidx[q0..].
+  if (!band)
+    for (int i = tid; i < Tr::kBlockM * Tr::kChunksPerRow; i += Tr::kThreads) {
+      const int r = i / Tr::kChunksPerRow, c = i % Tr::kChunksPerRow;
+      const int slot = q0 + r;
+      const bool ok = slot < G && c * 8 < D;
+      const int row = slot < G ? gIdx[slot] : 0;
+      dev::cp_async16(dev::smem_u32(sQ + r * Tr::kStride + c * 8), gQ + (ok ? row * ld + c * 8 : 0), ok);
+    }
 
   // Issues the loads of block n into buffer buf; returns this thread's share of "every key of
   // the block is valid" (for the barrier's AND).
@@ -318,13 +341,61 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
   }
 }
 
+// The last split CTA of (b, h) to finish merges the splits of global tile 0 by log-sum-exp.
 template <DType kType, int kHeadDim>
-__global__ void __launch_bounds__(FlashTraits<kHeadDim>::kThreads) flash_kernel(const FlashParams fp) {
+__device__ void combine_splits(const FlashParams& fp, unsigned char* smem, int b, int h) {
+  using Tr = FlashTraits<kHeadDim>;
+  using T = typename Elem<kType>::T;
+  __shared__ int s_last;
+  __threadfence();  // this CTA's partials before its count
+  __syncthreads();
+  const int bh = b * fp.H + h;
+  if (threadIdx.x == 0) s_last = atomicAdd(fp.done + bh, 1) == fp.splits - 1;
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  const int rows = min(fp.gcount[b], Tr::kBlockM), splits = fp.splits, D = fp.D;
+  float* sW = reinterpret_cast<float*>(smem);  // (splits, BLK_M) merge weights
+  const int64_t base = static_cast<int64_t>(bh) * splits * Tr::kBlockM;
+  if (threadIdx.x < rows) {
+    const int r = threadIdx.x;
+    float mx = -INFINITY;
+    for (int s = 0; s < splits; ++s) mx = fmaxf(mx, __ldcg(fp.part_lse + base + s * Tr::kBlockM + r));
+    float den = 0.f;
+    for (int s = 0; s < splits; ++s) {
+      const float wgt = exp2f(__ldcg(fp.part_lse + base + s * Tr::kBlockM + r) - mx);  // -inf: empty split
+      sW[s * Tr::kBlockM + r] = wgt;
+      den += wgt;
+    }
+    for (int s = 0; s < splits; ++s) sW[s * Tr::kBlockM + r] /= den;
+  }
+  __syncthreads();
+  T* out = static_cast<T*>(fp.out) + static_cast<int64_t>(b) * fp.S * fp.ld + static_cast<int64_t>(h) * D;
+  const int32_t* gi = fp.gidx + static_cast<int64_t>(b) * fp.S;
+  const int d4s = D / 4;
+  for (int e = threadIdx.x; e < rows * d4s; e += Tr::kThreads) {
+    const int r = e / d4s, d = (e % d4s) * 4;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int s = 0; s < splits; ++s) {
+      const float wgt = sW[s * Tr::kBlockM + r];
+      if (wgt == 0.f) continue;
+      const float4 v = __ldcg(reinterpret_cast<const float4*>(fp.part_o + (base + s * Tr::kBlockM + r) * D + d));
+      acc.x += wgt * v.x, acc.y += wgt * v.y, acc.z += wgt * v.z, acc.w += wgt * v.w;
+    }
+    uint32_t* o = reinterpret_cast<uint32_t*>(out + static_cast<int64_t>(gi[r]) * fp.ld + d);
+    o[0] = dev::pack2<kType>(acc.x, acc.y);
+    o[1] = dev::pack2<kType>(acc.z, acc.w);
+  }
+}
+
+template <DType kType, int kHeadDim>
+__global__ void __launch_bounds__(FlashTraits<kHeadDim>::kThreads, FlashTraits<kHeadDim>::kMinBlocksPerSm) flash_kernel(const FlashParams fp) {
   using Tr = FlashTraits<kHeadDim>;
   using T = typename Elem<kType>::T;
   extern __shared__ __align__(16) unsigned char smem[];
   int cta = blockIdx.x;
   if (cta < fp.global_ctas) {
+    dev::wait_for_compaction();
     const int per_bh = fp.splits + kExtraCtas;
     const int bh = cta / per_bh, x = cta % per_bh, b = bh / fp.H, h = bh % fp.H;
     if (fp.bad[b]) return;  // the band CTAs write this row's NaNs
@@ -333,6 +404,7 @@ __global__ void __launch_bounds__(FlashTraits<kHeadDim>::kThreads) flash_kernel(
       if (G == 0) return;
       const int k0 = x * fp.chunk;
       attend_tile<kType, kHeadDim>(fp, smem, TileKind::kGlobalSplit, b, h, 0, k0, min(fp.S, k0 + fp.chunk), x);
+      combine_splits<kType, kHeadDim>(fp, smem, b, h);
     } else {
       for (int t = 1 + (x - fp.splits); t * Tr::kBlockM < G; t += kExtraCtas) {
         __syncthreads();  // smem reuse between tiles
@@ -344,7 +416,10 @@ __global__ void __launch_bounds__(FlashTraits<kHeadDim>::kThreads) flash_kernel(
   cta -= fp.global_ctas;
   const int bh = cta / fp.q_tiles, tile = cta % fp.q_tiles, b = bh / fp.H, h = bh % fp.H;
   const int q0 = tile * Tr::kBlockM;
-  if (fp.bad[b]) {  // invalid mask value in this batch row: NaN out (no host check is possible)
+  load_band_q<kType, kHeadDim>(fp, smem, b, h, q0);
+  dev::wait_for_compaction();
+  if (fp.bad[b]) {
+    dev::cp_async_wait_all();  // invalid mask value in this batch row: NaN out (no host check is possible)
     T* o = static_cast<T*>(fp.out) + static_cast<int64_t>(b) * fp.S * fp.ld + static_cast<int64_t>(h) * fp.D;
     const T nan = T(__int_as_float(0x7fc00000));
     for (int i = threadIdx.x; i < Tr::kBlockM * fp.D; i += Tr::kThreads) {
@@ -359,7 +434,7 @@ __global__ void __launch_bounds__(FlashTraits<kHeadDim>::kThreads) flash_kernel(
 }
 
 template <DType kType, int kHeadDim>
-cudaError_t launch_flash(const FlashParams& fp, cudaStream_t stream) {
+cudaError_t launch_flash(const FlashParams& fp, bool pdl, cudaStream_t stream) {
   using Tr = FlashTraits<kHeadDim>;
   const long long ctas = static_cast<long long>(fp.global_ctas) + fp.band_ctas;
   if (ctas == 0) return cudaSuccess;
@@ -371,8 +446,18 @@ cudaError_t launch_flash(const FlashParams& fp, cudaStream_t stream) {
     const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
     if (err != cudaSuccess) return err;
   }
-  kernel<<<static_cast<unsigned>(ctas), Tr::kThreads, Tr::kSmemBytes, stream>>>(fp);
-  return cudaGetLastError();
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>(ctas));
+  cfg.blockDim = dim3(Tr::kThreads);
+  cfg.dynamicSmemBytes = Tr::kSmemBytes;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl ? 1 : 0;
+  const cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, fp);
+  return err != cudaSuccess ? err : cudaGetLastError();
 }
 
 }  // namespace ortops::cuda::multigrain

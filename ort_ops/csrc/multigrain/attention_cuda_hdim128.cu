@@ -2,6 +2,6 @@
 #include "multigrain/attention_cuda_flash.cuh"
 
 namespace ortops::cuda::multigrain {
-template cudaError_t launch_flash<DType::kFloat16, 128>(const FlashParams&, cudaStream_t);
-template cudaError_t launch_flash<DType::kBFloat16, 128>(const FlashParams&, cudaStream_t);
+template cudaError_t launch_flash<DType::kFloat16, 128>(const FlashParams&, bool, cudaStream_t);
+template cudaError_t launch_flash<DType::kBFloat16, 128>(const FlashParams&, bool, cudaStream_t);
 }  // namespace ortops::cuda::multigrain

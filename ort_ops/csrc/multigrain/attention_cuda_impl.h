@@ -23,6 +23,7 @@ struct Workspace {
   int32_t* bad = nullptr;    // [B] 1 if the row's mask holds a value other than 0/1/2
   float* part_o = nullptr;   // [B, H, splits, 64, D] normalized partial outputs of global tile 0
   float* part_lse = nullptr; // [B, H, splits, 64] their log2-sum-exp (log2 domain)
+  int32_t* done = nullptr;   // [B, H] split CTAs finished; zeroed by the compaction each run
   size_t bytes = 0;
 };
 
@@ -43,6 +44,7 @@ struct FlashParams {
   const int32_t* bad;
   float* part_o;
   float* part_lse;
+  int32_t* done;
   int64_t ld;  // H * D, elements between consecutive sequence rows
   int B, S, H, D, w;
   float scale_log2;  // scale * log2(e): softmax runs on exp2
@@ -53,8 +55,10 @@ struct FlashParams {
 };
 
 // Tensor-core kernel instances: T = __half / __nv_bfloat16 by DType, kHeadDim in {32, 64, 128}.
+// pdl: launch as a programmatic dependent of the compaction kernel (sm_90+), so CTAs start and
+// prefetch their queries while the compaction finishes.
 template <DType kType, int kHeadDim>
-cudaError_t launch_flash(const FlashParams& fp, cudaStream_t stream);
+cudaError_t launch_flash(const FlashParams& fp, bool pdl, cudaStream_t stream);
 
 // The whole op with a choice of parts (multigrain_attention == parts kAllParts).
 cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query, const void* key, const void* value,

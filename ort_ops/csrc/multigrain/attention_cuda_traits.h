@@ -4,6 +4,11 @@
 #pragma once
 #include <cstdint>
 
+// Tuning override for measurements only (e.g. -DORTOPS_MULTIGRAIN_MIN_BLOCKS_HDIM64=4).
+#ifndef ORTOPS_MULTIGRAIN_MIN_BLOCKS_HDIM64
+#define ORTOPS_MULTIGRAIN_MIN_BLOCKS_HDIM64 3
+#endif
+
 namespace ortops::cuda::multigrain {
 
 // Tensor-core (mma.sync m16n8k16) flash kernel for fp16/bf16, one CTA = one tile of kBlockM
@@ -17,6 +22,10 @@ struct FlashTraits {
   static constexpr int kBlockN = 64;   // keys per block
   static constexpr int kWarps = 4;
   static constexpr int kThreads = kWarps * 32;
+  // Register cap through __launch_bounds__: 3 CTAs per SM at head dim <= 64 (170 registers, no
+  // spill); 4 (128 registers, 104 bytes spilled) measured 1.5-3% slower at S = 4096 (H200,
+  // 2026-11-29, six mask configurations). 2 at head dim 128 (246 registers).
+  static constexpr int kMinBlocksPerSm = kHeadDim <= 64 ? ORTOPS_MULTIGRAIN_MIN_BLOCKS_HDIM64 : 2;
   static constexpr int kRowsPerWarp = kBlockM / kWarps;      // one m16 tile per warp
   static constexpr int kPad = 8;                             // 16 bytes per smem row: ldmatrix rows
   static constexpr int kStride = kHeadDim + kPad;            // hit distinct bank groups
@@ -42,9 +51,10 @@ struct FlashTraits {
 };
 
 // Global-row pass: global query rows of a batch entry attend all its keys. The first kBlockM
-// global rows split the keys into chunks (partials merged by log-sum-exp in a combine kernel);
-// rows past kBlockM (only when G > 64) run whole-sequence on kExtraCtas CTAs per head.
-constexpr int kMinChunk = 512;     // keys per split at S <= 8192
+// global rows split the keys into chunks (partials merged by log-sum-exp by the last split CTA
+// of each head to finish); rows past kBlockM (only when G > 64) run whole-sequence on
+// kExtraCtas CTAs per head.
+constexpr int kMinChunk = 256;     // keys per split at S <= 4096 (512: global part 21 us at S = 4096, G = 8)
 constexpr int kMaxSplits = 16;     // bounds the partial buffer: splits x B x H x 64 x D floats
 constexpr int kExtraCtas = 4;      // CTAs per (b, h) for global tiles 1.. (G > 64)
 constexpr int kCompactThreads = 1024;
