@@ -149,13 +149,15 @@ def test_graph_has_the_custom_nodes_attributes_and_opset(ops_model):
 def test_function_bodies_on_stock_onnxruntime_match_the_reference(ops_model, batch, seq):
     model, _, path = ops_model
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])  # no library
-    x, mask = torch.randn(batch, seq, 40), _mask(batch, seq)
+    # scaled so the scores stay O(1): near one-hot softmaxes would amplify float32 rounding
+    x = 0.1 * torch.randn(batch, seq, 40, generator=torch.Generator().manual_seed(batch * 100 + seq))
+    mask = _mask(batch, seq)
     names = [i.name for i in session.get_inputs()]
     out = session.run(None, {names[0]: x.numpy(), names[1]: mask.numpy()})[0]
     with torch.no_grad():
         expected = model(x, mask).numpy()
     assert out.shape == (batch, seq, 24)
-    assert_close(out, expected, atol=1e-4, rtol=1e-5, what="function bodies vs torch reference")
+    assert_close(out, expected, atol=1e-5, rtol=1e-4, what="function bodies vs torch reference")
     assert (mask == 0).any() and np.all(out[mask.numpy() == 0] == 0)  # padding rows are 0
 
 
