@@ -30,8 +30,8 @@ CS = [2, 4, 8]
 TILES = [128, 256]
 
 
-def load_shim():
-    lib = ctypes.CDLL(SHIM)
+def load_shim(path):
+    lib = ctypes.CDLL(path)
     i64, p, i32 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
     lib.ortops_test_tsvd_ws.argtypes = [i32, p, p, p, p, p] + [i64] * 8 + [i32, i32, p, p]
     lib.ortops_test_tsvd_ws.restype = i32
@@ -98,9 +98,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer sizes (smoke run)")
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
+    ap.add_argument("--shim", default=SHIM, help="launcher build to time (A/B of kernel versions)")
+    ap.add_argument("--label", default="", help="suffix of the JSON file name")
     args = ap.parse_args()
     shapes, ms = (SHAPES[2:3], [1, 1024]) if args.quick else (SHAPES, MS)
-    lib = load_shim()
+    lib = load_shim(args.shim)
     dev = "cuda"
     torch.manual_seed(0)
     props = torch.cuda.get_device_properties(0)
@@ -168,8 +170,8 @@ def main():
         del Ws
         torch.cuda.empty_cache()
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "gpu_tsvd.json"), "w") as f:
-        json.dump(dict(card=props.name, date=time.strftime("%Y-%m-%d"), torch=torch.__version__,
+    with open(os.path.join(args.out, f"gpu_tsvd{args.label}.json"), "w") as f:
+        json.dump(dict(card=props.name, shim=args.shim, date=time.strftime("%Y-%m-%d"), torch=torch.__version__,
                        copy_TBps=bw_copy / 1e12, rows=rows), f, indent=1)
     # Targets of issue 4 for K x N >= 4096 x 4096.
     big = [r for r in rows if r["K"] * r["N"] >= 4096 * 4096]

@@ -9,17 +9,16 @@
 #include <cstdint>
 
 #include "tsvd/tsvd_cuda.h"
+#include "tsvd/tsvd_cuda_tc.cuh"  // PTX helpers (griddep_*)
 #include "tsvd/tsvd_cuda_traits.h"
 
 namespace ortops::cuda {
 namespace tsvd {
 namespace {
 
-__device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
 __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
 template <typename T> __device__ __forceinline__ T from_f(float x);
-template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
 template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 
@@ -108,6 +107,7 @@ __global__ void __launch_bounds__(SimtCfg::kThreads) tsvd_simt_kernel(const Args
 template <typename T>
 __global__ void tsvd_finalize_kernel(const float* __restrict__ partial, int splits, int64_t M, int N,
                                      const T* __restrict__ bias, T* __restrict__ Y) {
+  griddep_wait();  // launched as a programmatic dependent of the main kernel (sm_90)
   const int64_t total = M * N, stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
     float s = bias ? to_f(bias[e % N]) : 0.f;
@@ -118,10 +118,18 @@ __global__ void tsvd_finalize_kernel(const float* __restrict__ partial, int spli
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
-int sm_count() {
-  int dev = 0, n = 132;
-  if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
-  return n > 0 ? n : 132;
+struct DeviceInfo {
+  int sms = 132, cc_major = 9;
+};
+DeviceInfo device_info() {  // attribute queries: host-side, no sync, nothing cached between calls
+  DeviceInfo d;
+  int dev = 0;
+  if (cudaGetDevice(&dev) == cudaSuccess) {
+    cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, dev);
+    cudaDeviceGetAttribute(&d.cc_major, cudaDevAttrComputeCapabilityMajor, dev);
+  }
+  if (d.sms <= 0) d.sms = 132;
+  return d;
 }
 
 }  // namespace
@@ -167,7 +175,7 @@ Plan make_plan(const TsvdProblem& p, DType dtype, int sms) {
                                  (p.shared_v ? 1 : used_rows * used_cols) * p.rank * p.tn * 2;
     const int64_t per_split = 2 * p.M * p.N * 4;
     int64_t want = std::min<int64_t>((target + ctas - 1) / ctas, used_rows);
-    while (want > 1 && want * per_split > std::max<int64_t>(factor_bytes, 1 << 20)) --want;
+    while (want > 1 && want * per_split > std::max<int64_t>(2 * factor_bytes, 8 << 20)) --want;
     splits = int(want);
   }
   plan.rows_per_split = int((used_rows + splits - 1) / splits);
@@ -180,14 +188,16 @@ Plan make_plan(const TsvdProblem& p, DType dtype, int sms) {
 
 size_t tsvd_matmul_workspace_bytes(const TsvdProblem& p, DType dtype) {
   if (p.M == 0) return 0;
-  return tsvd::make_plan(p, dtype, tsvd::sm_count()).workspace;
+  return tsvd::make_plan(p, dtype, tsvd::device_info().sms).workspace;
 }
 
 cudaError_t tsvd_matmul(const TsvdProblem& p, DType dtype, const void* A, const void* U, const void* V,
                         const void* bias, void* Y, void* workspace, cudaStream_t stream) {
   using namespace tsvd;
   if (p.M == 0) return cudaSuccess;
-  const Plan plan = make_plan(p, dtype, sm_count());
+  const DeviceInfo dev = device_info();
+  Plan plan = make_plan(p, dtype, dev.sms);
+  plan.pdl = dev.cc_major >= 9;
   if (plan.workspace > 0 && workspace == nullptr) return cudaErrorInvalidValue;
   if (plan.row_blocks > 65535 || plan.splits > 65535 || plan.col_chunks > 0x7fffffff) return cudaErrorInvalidConfiguration;
   Args a{};
@@ -219,14 +229,23 @@ cudaError_t tsvd_matmul(const TsvdProblem& p, DType dtype, const void* A, const 
   }
   if (err != cudaSuccess || plan.splits == 1) return err;
   const int64_t total = p.M * p.N;
-  const unsigned blocks = unsigned(std::min<int64_t>((total + 255) / 256, 4096));
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned(std::min<int64_t>((total + 255) / 256, 4096)));
+  cfg.blockDim = dim3(256);
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = plan.pdl ? 1 : 0;
   if (dtype == DType::kFloat16)
-    tsvd_finalize_kernel<__half><<<blocks, 256, 0, stream>>>(a.partial, plan.splits, p.M, int(p.N),
-                                                             static_cast<const __half*>(bias), static_cast<__half*>(Y));
+    err = cudaLaunchKernelEx(&cfg, tsvd_finalize_kernel<__half>, static_cast<const float*>(a.partial), plan.splits,
+                             p.M, int(p.N), static_cast<const __half*>(bias), static_cast<__half*>(Y));
   else
-    tsvd_finalize_kernel<__nv_bfloat16><<<blocks, 256, 0, stream>>>(
-        a.partial, plan.splits, p.M, int(p.N), static_cast<const __nv_bfloat16*>(bias), static_cast<__nv_bfloat16*>(Y));
-  return cudaGetLastError();
+    err = cudaLaunchKernelEx(&cfg, tsvd_finalize_kernel<__nv_bfloat16>, static_cast<const float*>(a.partial),
+                             plan.splits, p.M, int(p.N), static_cast<const __nv_bfloat16*>(bias),
+                             static_cast<__nv_bfloat16*>(Y));
+  return err != cudaSuccess ? err : cudaGetLastError();
 }
 
 }  // namespace ortops::cuda

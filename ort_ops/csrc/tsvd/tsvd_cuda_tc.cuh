@@ -21,7 +21,23 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_b
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(src_bytes));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait1() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+// Programmatic dependent launch (sm_90, plain PTX 7.8, so also in the compute_90 PTX; a no-op
+// for the sm_80 build and whenever the launch did not ask for it). wait: every global access of
+// this grid comes after the previous kernel in the stream has finished and flushed (A, U, V may
+// be its outputs); launch_dependents: the next kernel may start its prologue during our epilogue.
+__device__ __forceinline__ void griddep_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void griddep_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
 
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -108,12 +124,12 @@ template <typename T, class Cfg, int RC>
 __global__ void __launch_bounds__(Cfg::kThreads) tsvd_tc_kernel(const Args a) {
   using S = TcSmem<Cfg, RC>;
   using Op = Mma<T>;
-  constexpr int BM = Cfg::kBM, NB = Cfg::kNB, KC = Cfg::kKC, MF = Cfg::kMF, NT = Cfg::kThreads;
+  constexpr int BM = Cfg::kBM, NB = Cfg::kNB, KC = Cfg::kKC, MF = Cfg::kMF, NT = Cfg::kThreads, ST = S::kStages;
   constexpr int NT8 = Cfg::kNT8, RT8 = RC / 8;  // n8 tiles: stage 2 per warp, stage 1 (T columns)
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* sA = reinterpret_cast<T*>(smem_raw);  // [2][BM][LDA]
-  T* sU = sA + 2 * S::kA;                  // [2][KC][LDU]
-  T* sV = sU + 2 * S::kU;                  // [2][RC][LDV]
+  T* sA = reinterpret_cast<T*>(smem_raw);  // [ST][BM][LDA]
+  T* sU = sA + ST * S::kA;                 // [ST][KC][LDU]
+  T* sV = sU + ST * S::kU;                 // [ST][RC][LDV]
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp % Cfg::kWarpsM, wn = warp / Cfg::kWarpsM;
@@ -165,29 +181,37 @@ __global__ void __launch_bounds__(Cfg::kThreads) tsvd_tc_kernel(const Args a) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) tacc[f][n][e] = 0.f;
 
+  // Ring of ST buffers: steps s .. s+ST-2 are in flight while step s is computed. A V group
+  // (one tile row, or one rank chunk when V is shared) spans >= 1 step, so V's ring of ST
+  // buffers is refilled only after the stage 2 that read it (and the barrier after it).
+  griddep_wait();
   Cursor ld{0, i_begin, 0}, cp{0, i_begin, 0};
   int v_loads = 0, v_uses = 0;
-  if (total > 0) {
-    issue(ld, 0, starts_vgroup(ld) ? (v_loads++ & 1) : -1);
+#pragma unroll
+  for (int p = 0; p < ST - 1; ++p) {
+    if (p < total) {
+      if (p > 0) ld.next(a, i_begin, i_end, KC);
+      issue(ld, p, starts_vgroup(ld) ? (v_loads++ % ST) : -1);
+    }
+    cp_async_commit();
   }
-  cp_async_commit();
 
   // ldmatrix lane addressing: x4 over a 16x16 block = rows (lane % 16), column half (lane / 16).
   const int lrow = (lane & 7) + ((lane >> 3) & 1) * 8, lcol = (lane >> 4) * 8;
   const int warp_row0 = wm * 16 * MF, warp_col0 = wn * Cfg::kWNC;
 
   for (int s = 0; s < total; ++s) {
-    if (s + 1 < total) {
+    if (s + ST - 1 < total) {
       ld.next(a, i_begin, i_end, KC);
-      issue(ld, (s + 1) & 1, starts_vgroup(ld) ? (v_loads++ & 1) : -1);
+      issue(ld, (s + ST - 1) % ST, starts_vgroup(ld) ? (v_loads++ % ST) : -1);
     }
     cp_async_commit();
-    cp_async_wait1();
+    cp_async_wait<ST - 1>();  // step s has landed
     __syncthreads();
 
     // Stage 1: tacc += A[rows, k chunk] · U[k chunk, rank chunk].
-    const T* bA = sA + (s & 1) * S::kA;
-    const T* bU = sU + (s & 1) * S::kU;
+    const T* bA = sA + (s % ST) * S::kA;
+    const T* bU = sU + (s % ST) * S::kU;
 #pragma unroll
     for (int ks = 0; ks < KC / 16; ++ks) {
       uint32_t af[MF][4];
@@ -207,7 +231,7 @@ __global__ void __launch_bounds__(Cfg::kThreads) tsvd_tc_kernel(const Args a) {
 
     // Stage 2: acc += T (rounded to T's dtype, as the A operand straight from registers) · V.
     if (ends_vgroup(cp)) {
-      const T* bV = sV + (v_uses++ & 1) * S::kV;
+      const T* bV = sV + (v_uses++ % ST) * S::kV;
 #pragma unroll
       for (int q = 0; q < RC / 16; ++q) {
         uint32_t tf[MF][4];
@@ -237,8 +261,9 @@ __global__ void __launch_bounds__(Cfg::kThreads) tsvd_tc_kernel(const Args a) {
           for (int e = 0; e < 4; ++e) tacc[f][n][e] = 0.f;
     }
     cp.next(a, i_begin, i_end, KC);
-    __syncthreads();  // buffer s & 1 is refilled by the next iteration's prefetch
+    __syncthreads();  // buffer s % ST is refilled by the next iteration's prefetch
   }
+  griddep_launch_dependents();
 
   // Epilogue: C fragment (row g / g+8, columns 2t, 2t+1 of each n8 tile).
   const int g = lane >> 2, t2 = (lane & 3) * 2;
@@ -290,9 +315,18 @@ cudaError_t launch_tc_cfg(const Plan& plan, const Args& a, cudaStream_t stream) 
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (err != cudaSuccess) return err;
   }
-  const dim3 grid(unsigned(plan.col_chunks), unsigned(plan.row_blocks), unsigned(plan.splits));
-  kernel<<<grid, Cfg::kThreads, smem, stream>>>(a);
-  return cudaGetLastError();
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned(plan.col_chunks), unsigned(plan.row_blocks), unsigned(plan.splits));
+  cfg.blockDim = dim3(Cfg::kThreads);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = plan.pdl ? 1 : 0;
+  cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, a);
+  return err != cudaSuccess ? err : cudaGetLastError();
 }
 
 template <typename T, class Cfg>

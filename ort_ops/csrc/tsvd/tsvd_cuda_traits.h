@@ -17,9 +17,10 @@ namespace ortops::cuda::tsvd {
 // grid; warp (wm, wn) owns rows [wm*16*kMF, +16*kMF) and columns [wn*kWNC, +kWNC) of the block,
 // and computes T = A_i·U_ij for its own rows in registers (recomputed by the kWarpsN warps of a
 // row band), which become the A operand of the second mma (·V_ij) without leaving the registers.
-template <int WarpsM, int WarpsN, int MF, int NB, int KC>
+template <int WarpsM, int WarpsN, int MF, int NB, int KC, int SmemBudgetKB>
 struct TcConfig {
   static constexpr int kWarpsM = WarpsM, kWarpsN = WarpsN, kMF = MF, kNB = NB, kKC = KC;
+  static constexpr int kSmemBudget = SmemBudgetKB * 1024;  // sets the pipeline depth (TcSmem)
   static constexpr int kWarps = WarpsM * WarpsN;
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kBM = 16 * MF * WarpsM;  // rows of A per CTA
@@ -31,22 +32,28 @@ struct TcConfig {
 };
 
 // Decode / small batch (M <= 16): one m16 row block, 4 warps split the 128 columns (stage 1 is
-// recomputed per warp: 16 x tk x r per tile, cheap next to loading the tile); long k chunks so a
-// CTA keeps ~8-40 KB of factor loads in flight.
-using SmallCfg = TcConfig<1, 4, 1, 128, 128>;
+// recomputed per warp: 16 x tk x r per tile, cheap next to loading the tile); long k chunks and
+// a ~72 KB budget: 3 CTAs per SM, each with up to 4 steps of factor loads in flight.
+using SmallCfg = TcConfig<1, 4, 1, 128, 128, 72>;
 // 17 <= M <= 256: 64-row blocks, so small batches still spread over the SMs.
-using MediumCfg = TcConfig<4, 2, 1, 128, 64>;
-// Large M: 128 x 128 output blocks, warp tile 32 x 64 (2 m16 fragments reuse each B fragment).
-using LargeCfg = TcConfig<4, 2, 2, 128, 64>;
+using MediumCfg = TcConfig<4, 2, 1, 128, 64, 100>;
+// Large M: 128 x 128 output blocks, warp tile 32 x 64 (2 m16 fragments reuse each B fragment);
+// one CTA per SM (~240 registers a thread), so the pipeline is as deep as shared memory allows.
+// (The 2-stage version measured 1.1 ms at M = 8192, 4096 x 4096, c = 8: latency-bound.)
+using LargeCfg = TcConfig<4, 2, 2, 128, 64, 200>;
 
-// Shared-memory layout of one (config, rank chunk) pair: double-buffered A [BM][KC], U [KC][RC],
-// V [RC][NB], each row padded by 8 elements (16 bytes) so ldmatrix's 8 row addresses fall in
+// Shared-memory layout of one (config, rank chunk) pair: kStages buffers each of A [BM][KC],
+// U [KC][RC] and V [RC][NB] (cp.async ring, 2 to 4 deep within the config's budget), rows padded by 8 elements (16 bytes) so ldmatrix's 8 row addresses fall in
 // distinct banks (row strides of 9, 17, 3, 5 sixteen-byte units: odd, hence conflict-free).
 template <class Cfg, int RC>
 struct TcSmem {
   static constexpr int kLDA = Cfg::kKC + 8, kLDU = RC + 8, kLDV = Cfg::kNB + 8;
   static constexpr int kA = Cfg::kBM * kLDA, kU = Cfg::kKC * kLDU, kV = RC * kLDV;  // elements per buffer
-  static constexpr size_t kBytes = 2 * size_t(kA + kU + kV) * 2;                    // 16-bit elements
+  static constexpr size_t kStageBytes = size_t(kA + kU + kV) * 2;                    // 16-bit elements
+  static constexpr int kStages = Cfg::kSmemBudget / kStageBytes < 2   ? 2
+                                 : Cfg::kSmemBudget / kStageBytes > 4 ? 4
+                                                                      : int(Cfg::kSmemBudget / kStageBytes);
+  static constexpr size_t kBytes = kStages * kStageBytes;
   static_assert(RC % 16 == 0 && RC <= 64, "rank chunk: whole k16 steps of stage 2, at most 64 (registers)");
   static_assert(kLDA % 8 == 0 && kLDU % 8 == 0 && kLDV % 8 == 0, "ldmatrix rows must be 16-byte aligned");
   static_assert(((kLDA / 8) & 1) && ((kLDU / 8) & 1) && ((kLDV / 8) & 1), "odd 16-byte strides: no bank conflicts");
@@ -91,7 +98,7 @@ struct Plan {
   int64_t row_blocks = 1;  // grid.y
   int splits = 1, rows_per_split = 1;  // grid.z over tile rows
   int threads = 128;
-  size_t smem = 0;
+  bool pdl = false;        // programmatic dependent launch (sm_90+): launch gaps overlap
   size_t workspace = 0;    // bytes: fp32 partial sums when splits > 1
 };
 
