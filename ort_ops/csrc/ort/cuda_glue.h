@@ -31,7 +31,8 @@ class Scratch {
  public:
   Scratch(Ort::KernelContext& ctx, const Ort::ConstValue& on_device_of, size_t bytes) {
     if (bytes == 0) return;
-    OrtAllocator* alloc = ctx.GetAllocator(on_device_of.GetTensorMemoryInfo());
+    Ort::ConstMemoryInfo memory_info = on_device_of.GetTensorMemoryInfo();
+    OrtAllocator* alloc = ctx.GetAllocator(*static_cast<const OrtMemoryInfo*>(memory_info));
     if (!alloc) fail("ort-ops: ORT gave no allocator for the CUDA device");
     allocator_ = alloc;
     data_ = alloc->Alloc(alloc, bytes);
