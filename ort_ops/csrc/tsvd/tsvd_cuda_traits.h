@@ -32,15 +32,17 @@ struct TcConfig {
 };
 
 // Decode / small batch (M <= 16): one m16 row block, 4 warps split the 128 columns (stage 1 is
-// recomputed per warp: 16 x tk x r per tile, cheap next to loading the tile); long k chunks and
-// a ~72 KB budget: 3 CTAs per SM, each with up to 4 steps of factor loads in flight.
-using SmallCfg = TcConfig<1, 4, 1, 128, 128, 72>;
+// recomputed per warp: 16 x tk x r per tile, cheap next to loading the tile); long k chunks.
+// Two stages: a 4-stage ring (72 KB) left 3 CTAs per SM instead of 5 and the split grid ran in
+// two waves: 4096 x 14336, M = 1, c = 4: 22.1 us against 16.3 us with two stages (H200).
+using SmallCfg = TcConfig<1, 4, 1, 128, 128, 24>;
 // 17 <= M <= 256: 64-row blocks, so small batches still spread over the SMs.
 using MediumCfg = TcConfig<4, 2, 1, 128, 64, 100>;
 // Large M: 128 x 128 output blocks, warp tile 32 x 64 (2 m16 fragments reuse each B fragment);
-// one CTA per SM (~240 registers a thread), so the pipeline is as deep as shared memory allows.
-// (The 2-stage version measured 1.1 ms at M = 8192, 4096 x 4096, c = 8: latency-bound.)
-using LargeCfg = TcConfig<4, 2, 2, 128, 64, 200>;
+// one CTA per SM (~240 registers a thread). Two stages: four measured 0-3% slower at M >= 1024
+// (H200), so this path is not bound by load latency but by re-reading A per column block (see
+// docs/tsvd_cuda.md).
+using LargeCfg = TcConfig<4, 2, 2, 128, 64, 40>;
 
 // Shared-memory layout of one (config, rank chunk) pair: kStages buffers each of A [BM][KC],
 // U [KC][RC] and V [RC][NB] (cp.async ring, 2 to 4 deep within the config's budget), rows padded by 8 elements (16 bytes) so ldmatrix's 8 row addresses fall in
