@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# One call on the GPU machine, after onnxruntime-gpu was staged (../shared/device scripts):
+# the op library built on the build machine (.device/lib/libortops.so, carried) loaded into
+# onnxruntime-gpu; the GPU tests through ORT sessions; the ORT-session benchmarks of both ops.
+# Logs and tables go to $OUT. Usage: bash benchmarks/device_ort_suite.sh [quick]
+set -uo pipefail
+source /tmp/ort-gpu/env.sh
+export ORTOPS_LIBRARY=$PWD/.device/lib/libortops.so PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
+out=${OUT:-/tmp/out}; mkdir -p "$out"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$out/gpu.txt"
+python3 -c "import torch, onnxruntime as ort, ort_ops, json; print(ort.__version__, ort.get_available_providers()); print(json.dumps(ort_ops.build_info()))" 2>&1 | tee "$out/env.txt"
+python3 -m pytest -q -p no:cacheprovider tests/gpu/test_ort_cuda.py 2>&1 | tee "$out/test_ort_cuda.log" | tail -15
+quick=${1:-}
+timeout 200 python3 benchmarks/gpu_attention_ort.py ${quick:+--quick} 2>&1 | tee "$out/attention_ort.md"
+timeout 240 python3 benchmarks/gpu_tsvd_ort.py --quick --out "$out" 2>&1 | tee "$out/tsvd_ort.log" | tail -20
