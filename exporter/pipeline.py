@@ -81,6 +81,11 @@ def export_and_validate(args, loaded, plan, output: Path, atol: float, rtol: flo
                                        atol=atol, rtol=rtol, device=args.device)
         except Exception as error:  # a runtime that cannot run the model is a failed validation
             log(f"[exporter] validation could not run: {type(error).__name__}: {str(error).splitlines()[0]}")
+            if args.dtype == "bfloat16" and args.device == "cpu" and "NOT_IMPLEMENTED" in str(error):
+                # ort_ops' own kernels take bfloat16 on the CPU; onnxruntime's CPU EP lacks some
+                # standard ops in bfloat16, so such a model validates only on the GPU.
+                log("[exporter] hint: onnxruntime's CPU EP has no bfloat16 kernel for a standard op of this model; "
+                    "validate with --device cuda (onnxruntime-gpu), or export float16/float32, or pass --no-validate")
             report["validation"] = {"passed": False, "error": str(error).splitlines()[0]}
             write_json(report_path(output), report)
             return False

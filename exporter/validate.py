@@ -51,9 +51,9 @@ def _providers(device: str) -> list[str]:
 
 
 def make_session(path: str, device: str, make_options=None):
-    """(session, runtime description). With ort_ops installed its kernels run; when the library
-    rejects the model (e.g. float16 on a CPU-only build, whose CPU kernels are float32), stock
-    onnxruntime runs the ONNX function bodies instead, and the description says why.
+    """(session, runtime description). With ort_ops installed its kernels run; should the library
+    reject the model (a build or runtime mismatch), stock onnxruntime runs the ONNX function bodies
+    instead, and the description says why (then "custom kernels ran" is False).
     `make_options()` gives fresh SessionOptions: ort_ops registers its library on the object."""
     import onnxruntime
 
