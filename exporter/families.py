@@ -70,15 +70,24 @@ FAMILIES: dict[str, Family] = {
     "GPT2LMHeadModel": GPT2,
     "LlamaModel": LLAMA,
     "LlamaForCausalLM": LLAMA,
+    # Llama-family decoders with the same module names (q/k/v/o_proj, gate/up/down_proj)
+    "MistralModel": LLAMA,
+    "MistralForCausalLM": LLAMA,
+    "Qwen2Model": LLAMA,
+    "Qwen2ForCausalLM": LLAMA,
 }
 
-# configs that name no architecture (GGUF files, bare configs) fall back on their model_type
+# configs that name no architecture (GGUF files, bare configs), or a task head of a supported
+# family that the table does not list (BertForMaskedLM, LongformerForQuestionAnswering, ...),
+# load as the family's model for their model_type
 DEFAULT_CLASS_FOR_MODEL_TYPE = {
     "longformer": "LongformerModel",
     "bert": "BertModel",
     "roberta": "RobertaModel",
     "gpt2": "GPT2LMHeadModel",
     "llama": "LlamaForCausalLM",
+    "mistral": "MistralForCausalLM",
+    "qwen2": "Qwen2ForCausalLM",
 }
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .families import DEFAULT_CLASS_FOR_MODEL_TYPE, Family, UnsupportedModel, family_for
+from .families import DEFAULT_CLASS_FOR_MODEL_TYPE, FAMILIES, Family, UnsupportedModel, family_for, supported_list
 
 SEED = 0  # the tiny models are random-init; a fixed seed makes every run build the same weights
 
@@ -77,12 +77,13 @@ def architecture_of(source: str) -> str:
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(directory, gguf_file=gguf, local_files_only=True)
-    if config.architectures:
+    if config.architectures and config.architectures[0] in FAMILIES:
         return config.architectures[0]
-    try:
+    if config.model_type in DEFAULT_CLASS_FOR_MODEL_TYPE:
+        # e.g. BertForSequenceClassification: export its BertModel (the task head stays in PyTorch)
         return DEFAULT_CLASS_FOR_MODEL_TYPE[config.model_type]
-    except KeyError:
-        raise UnsupportedModel(f"unsupported model_type {config.model_type!r}") from None
+    named = config.architectures[0] if config.architectures else f"model_type {config.model_type!r}"
+    raise UnsupportedModel(f"unsupported architecture {named!r}; supported: {supported_list()}")
 
 
 def load(source: str) -> LoadedModel:
