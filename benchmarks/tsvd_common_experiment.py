@@ -87,7 +87,7 @@ def loss_fn(model):
 
 
 def run_method(name, base, family, splits, settings, ratio, log):
-    model = copy.deepcopy(base)
+    model = copy.deepcopy(base)  # compressed on the CPU (float64 SVDs), then moved to settings.device
     start = time.perf_counter()
     compression = None
     if settings.mode == "lora":
@@ -96,6 +96,7 @@ def run_method(name, base, family, splits, settings, ratio, log):
         reports = finetune.compress_model(model, family, settings, log=lambda _: None)
         compression = tsvd_common.summary(reports)
     trainable = finetune.set_trainable(model, settings.mode)
+    model.to(settings.device)
     history = finetune.train(model, splits, settings, loss_fn=loss_fn(model), progress=False, log=log)
     seconds = time.perf_counter() - start
     result = {"method": name, "ratio": ratio, "mode": settings.mode, "layout": settings.resolved_layout(),
@@ -106,6 +107,23 @@ def run_method(name, base, family, splits, settings, ratio, log):
     log(f"[experiment] {name} c={ratio}: ppl {result['untuned_perplexity']:.2f} -> "
         f"{result['tuned_perplexity']:.2f}, {trainable} trainable, {seconds:.0f}s")
     return result
+
+
+def weight_report(model, family, ratios, groups) -> list[dict]:
+    """Relative weight error ‖W̃ − UV‖/‖W̃‖ (size-weighted mean over the layers) of each layout next
+    to per-tile TSVD at ≈ the same parameter count, for every layer of `groups` in the whole model."""
+    from exporter import compress
+
+    rows = []
+    for ratio in ratios:
+        for layout in (tsvd_common.SHARED_V, tsvd_common.SHARED_U):
+            plan = compress.plan(model, family, compress.CompressionPlan(groups=set(groups), ratio=ratio))
+            reports = [tsvd_common.compress_layer(name, model.get_submodule(name), tile, layout, ratio=ratio)[1]
+                       for name, tile, _ in plan.layers]
+            rows.append({"ratio": ratio, "layout": layout, "groups": sorted(groups), **tsvd_common.summary(reports),
+                         "ranks": sorted({r.rank for r in reports}),
+                         "per_tile_ranks": sorted({r.per_tile_rank for r in reports})})
+    return rows
 
 
 def plot(results: dict, path: str, log) -> None:
@@ -150,8 +168,11 @@ def main() -> int:
     parser.add_argument("--lr-factors", type=float, default=finetune.DEFAULT_LR["factors"])
     parser.add_argument("--lr-lora", type=float, default=finetune.DEFAULT_LR["lora"])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (training and eval; caching runs on cpu)")
     parser.add_argument("--out", default="tsvd_common_results.json")
     parser.add_argument("--plot", help="PNG path (needs matplotlib)")
+    parser.add_argument("--weights-only", action="store_true",
+                        help="only the weight-error report of all attention and MLP layers (no training)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -163,6 +184,18 @@ def main() -> int:
     path = gguf_path()
     loaded = models.load(path)
     model, family = loaded.model, loaded.family
+    if args.weights_only:
+        rows = []
+        for groups in (("mlp",), ("attention",)):
+            rows += weight_report(model, family, args.ratios, groups)
+        Path(args.out).write_text(json.dumps({"model": os.path.basename(path), "rows": rows}, indent=2) + "\n")
+        print("| c | layers | layout | rank | params | rel. error | per-tile rank | per-tile params | per-tile rel. error |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['ratio']:g} | {r['groups'][0]} ({r['layers']}) | {r['layout']} | {r['ranks']} | {r['params']} | "
+                  f"{r['mean_relative_error']:.4f} | {r['per_tile_ranks']} | {r['per_tile_params']} | "
+                  f"{r['per_tile_mean_relative_error']:.4f} |")
+        return 0
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path))
@@ -187,7 +220,7 @@ def main() -> int:
     splits = Splits({"inputs_embeds": train_h, "labels": train_ids}, {"inputs_embeds": eval_h, "labels": eval_ids})
 
     common = dict(task="causal-lm", modules="mlp", steps=args.steps, batch=args.batch, seq_len=args.seq_len,
-                  eval_every=args.steps, seed=0)
+                  eval_every=args.steps, seed=0, device=args.device)
     runs = []
     for ratio in args.ratios:
         result = run_method("TSVD-common", base, family, splits, finetune.FinetuneSettings(

@@ -55,6 +55,7 @@ class FinetuneSettings:
     eval_every: int = 25
     eval_fraction: float = 0.1
     eval_batches: int | None = None  # None: the whole eval split
+    device: str = "cpu"  # where the model and batches run ("cuda": not tested on this CPU-only machine)
     seed: int = 0
     text_field: str = "text"
     label_field: str = "label"
@@ -154,7 +155,7 @@ def batch_loss(model: nn.Module, batch: dict, task: str) -> tuple[torch.Tensor, 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, splits: Splits, task: str, batch: int, max_batches: int | None = None,
-             loss_fn=None) -> dict:
+             loss_fn=None, device: str = "cpu") -> dict:
     """Mean eval loss (token-weighted for causal-lm: all blocks have S tokens), perplexity for
     causal-lm, accuracy for seq-cls."""
     loss_fn = loss_fn or (lambda b: batch_loss(model, b, task))
@@ -164,6 +165,7 @@ def evaluate(model: nn.Module, splits: Splits, task: str, batch: int, max_batche
     for index, chunk in enumerate(splits.batches("eval", batch)):
         if max_batches is not None and index >= max_batches:
             break
+        chunk = {k: v.to(device) for k, v in chunk.items()}
         loss, right = loss_fn(chunk)
         size = next(iter(chunk.values())).shape[0]
         total, count = total + float(loss) * size, count + size
@@ -200,7 +202,8 @@ def train(model: nn.Module, splits: Splits, settings: FinetuneSettings, *, loss_
             epoch += 1
 
     def evaluation(step):
-        metrics = evaluate(model, splits, settings.task, settings.batch, settings.eval_batches, loss_fn)
+        metrics = evaluate(model, splits, settings.task, settings.batch, settings.eval_batches, loss_fn,
+                           settings.device)
         entry = {"step": step, "train_loss": sum(losses) / len(losses) if losses else None,
                  **{f"eval_{k}": v for k, v in metrics.items()}, "seconds": time.perf_counter() - start}
         history.append(entry)
@@ -213,7 +216,7 @@ def train(model: nn.Module, splits: Splits, settings: FinetuneSettings, *, loss_
     evaluation(0)
     bar = tqdm(total=settings.steps, desc=f"finetune ({settings.mode})", disable=not progress, dynamic_ncols=True)
     for step, batch in zip(range(1, settings.steps + 1), batches()):
-        loss, _ = loss_fn(batch)
+        loss, _ = loss_fn({k: v.to(settings.device) for k, v in batch.items()})
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -309,10 +312,12 @@ def finetune(source: str, data: str, output: str, settings: FinetuneSettings, *,
         compression = {**tsvd_common.summary(reports), "layout": settings.resolved_layout(),
                        "layers": [r.as_dict() for r in reports]}
     trainable = set_trainable(model, settings.mode, settings.task)
+    model.to(settings.device)
     log(f"[finetune] mode {settings.mode}: {trainable} trainable parameters")
     history = train(model, splits, settings, progress=progress, log=log)
     if settings.mode == "lora":
         model = model.merge_and_unload()
+    model.to("cpu")
     seconds = time.perf_counter() - start
     metadata = {"source": source, "data": str(data), "settings": asdict(settings), "trainable_params": trainable,
                 "compression": compression, "history": history, "seconds": seconds}

@@ -58,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--label-field", default="label", help="JSONL label field for seq-cls (default label)")
     group.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     group.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    group.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device (default cpu)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -80,6 +81,8 @@ def run(args) -> int:
     output = Path(args.output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise UsageError(f"output {output} exists and is not an empty directory")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device visible to PyTorch")
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = FinetuneSettings(
@@ -88,7 +91,7 @@ def run(args) -> int:
         rank=args.rank, tile=args.tile, modules=args.modules, lora_rank=args.lora_rank, steps=args.steps,
         lr=args.lr, batch=args.batch, seq_len=args.seq_len, eval_every=args.eval_every,
         eval_fraction=args.eval_fraction, eval_batches=args.eval_batches, seed=args.seed,
-        text_field=args.text_field, label_field=args.label_field)
+        text_field=args.text_field, label_field=args.label_field, device=args.device)
     if args.rank is not None:
         settings.ratio = None
     try:
