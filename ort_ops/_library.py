@@ -6,6 +6,7 @@ import functools
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 _LIBRARY_NAME = "libortops.so"
@@ -36,6 +37,10 @@ def _candidate_folders():
     spec = importlib.util.find_spec("ort_ops._cpu_kernels")
     if spec is not None and spec.origin:
         yield Path(spec.origin).resolve().parent
+    # Imported from a source checkout while the built package is installed elsewhere on the path.
+    for entry in sys.path:
+        if entry:
+            yield Path(entry) / "ort_ops"
 
 
 @functools.lru_cache(maxsize=None)
