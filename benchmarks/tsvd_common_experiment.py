@@ -120,7 +120,7 @@ def weight_report(model, family, ratios, groups) -> list[dict]:
             plan = compress.plan(model, family, compress.CompressionPlan(groups=set(groups), ratio=ratio))
             reports = [tsvd_common.compress_layer(name, model.get_submodule(name), tile, layout, ratio=ratio)[1]
                        for name, tile, _ in plan.layers]
-            rows.append({"ratio": ratio, "layout": layout, "groups": sorted(groups), **tsvd_common.summary(reports),
+            rows.append({**tsvd_common.summary(reports), "target_ratio": ratio, "layout": layout, "groups": sorted(groups),
                          "ranks": sorted({r.rank for r in reports}),
                          "per_tile_ranks": sorted({r.per_tile_rank for r in reports})})
     return rows
@@ -148,7 +148,7 @@ def plot(results: dict, path: str, log) -> None:
     ax.set_xticks([x + width * (len(rows) - 1) / 2 for x in range(len(ratios))], [f"c = {c:g}" for c in ratios])
     ax.set_ylabel("eval perplexity")
     ax.set_yscale("log")
-    ax.set_title(f"SmolLM2-135M, MLP of last {results['settings']['last_layers']} layers compressed")
+    ax.set_title(f"{results['model']}: MLP of the last {results['settings']['last_layers']} layers", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -189,10 +189,12 @@ def main() -> int:
         for groups in (("mlp",), ("attention",)):
             rows += weight_report(model, family, args.ratios, groups)
         Path(args.out).write_text(json.dumps({"model": os.path.basename(path), "rows": rows}, indent=2) + "\n")
-        print("| c | layers | layout | rank | params | rel. error | per-tile rank | per-tile params | per-tile rel. error |")
+        print("| c | layers | layout | rank | params (achieved c) | rel. error | per-tile rank | per-tile params "
+              "| per-tile rel. error |")
         print("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['ratio']:g} | {r['groups'][0]} ({r['layers']}) | {r['layout']} | {r['ranks']} | {r['params']} | "
+            print(f"| {r['target_ratio']:g} | {r['groups'][0]} ({r['layers']}) | {r['layout']} | {r['ranks']} | "
+                  f"{r['params']} ({r['ratio']:.2f}x) | "
                   f"{r['mean_relative_error']:.4f} | {r['per_tile_ranks']} | {r['per_tile_params']} | "
                   f"{r['per_tile_mean_relative_error']:.4f} |")
         return 0
