@@ -6,7 +6,10 @@ measurement captures a CUDA graph of L calls that rotate over enough weight sets
 60 MB L2 (so weights come from HBM, as in a real model), replays it, and reports the median of
 replay time / L: no host overhead, launch gaps shrunk as in a graph-captured model.
 
-Usage: python benchmarks/gpu_tsvd.py [--quick] [--out DIR]
+Usage: python benchmarks/gpu_tsvd.py [--quick | --large] [--out DIR]
+--large: the large-M grid of the two-stage path: every row also times the fused kernel (path 1,
+M <= 1024) and the two-stage path (path 2) with the default T cap and with no cap, so the
+threshold and the row-chunk size can be read off one run.
 """
 from __future__ import annotations
 
@@ -37,7 +40,30 @@ def load_shim(path):
     lib.ortops_test_tsvd_ws.restype = i32
     lib.ortops_test_tsvd_workspace_bytes.argtypes = [i32] + [i64] * 8 + [i32, i32]
     lib.ortops_test_tsvd_workspace_bytes.restype = i64
+    if hasattr(lib, "ortops_test_tsvd_ex"):
+        lib.ortops_test_tsvd_ex.argtypes = ([i32, p, p, p, p, p] + [i64] * 8 +
+                                            [i32, i32, p, p, i32, i64, i64, i32, i32, i32])
+        lib.ortops_test_tsvd_ex.restype = i32
+        lib.ortops_test_tsvd_workspace_bytes_ex.argtypes = [i32] + [i64] * 8 + [i32, i32, i32, i64, i64]
+        lib.ortops_test_tsvd_workspace_bytes_ex.restype = i64
     return lib
+
+
+# --large: (K, N, M) combinations; variants (name, path, T cap bytes; -1 = default).
+# (most informative first, so a timeout drops the least).
+LARGE = [(4096, 4096, M) for M in (1024, 8192, 128, 256, 512, 1)] + \
+        [(4096, 14336, M) for M in (1024, 8192, 128, 256)] + \
+        [(K, N, M) for K, N in SHAPES[:2] for M in (128, 1024)]
+# name, path, T cap, ring (0: k32 x 4, 1: k64 x 3), pdl (-1 default, 0 off), stage mask (1/2: one stage
+# only, timing only), smallest M, largest M.
+VARIANTS = [("fused", 1, -1, -1, -1, 3, 17, 1024),
+            ("two", 2, -1, 0, -1, 3, 1, 1 << 30),
+            ("two_k64", 2, -1, 1, -1, 3, 128, 1 << 30),
+            ("two_nopdl", 2, -1, 0, 0, 3, 128, 1 << 30),
+            ("two_nocap", 2, 1 << 40, 0, -1, 3, 1024, 1 << 30),
+            ("two_k64_cap128M", 2, 128 << 20, 1, -1, 3, 1024, 1 << 30),
+            ("stage1_only", 2, -1, 0, -1, 1, 1, 1 << 30),
+            ("stage2_only", 2, -1, 0, -1, 2, 1, 1 << 30)]
 
 
 def n_sets_for(bytes_per_set):
@@ -100,8 +126,10 @@ def main():
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--shim", default=SHIM, help="launcher build to time (A/B of kernel versions)")
     ap.add_argument("--label", default="", help="suffix of the JSON file name")
+    ap.add_argument("--large", action="store_true", help="large-M grid, fused vs two-stage variants")
     args = ap.parse_args()
     shapes, ms = (SHAPES[2:3], [1, 1024]) if args.quick else (SHAPES, MS)
+    combos = LARGE if args.large else [(K, N, M) for K, N in shapes for M in ms]
     lib = load_shim(args.shim)
     dev = "cuda"
     torch.manual_seed(0)
@@ -111,11 +139,16 @@ def main():
           f"copy bandwidth {bw_copy / 1e12:.2f} TB/s (read + write)", flush=True)
     rows = []
     stream_ptr = lambda: ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)  # noqa: E731
-    for K, N in shapes:
-        dense_w = K * N * 2
-        nd = n_sets_for(dense_w)
-        Ws = [torch.randn(K, N, device=dev, dtype=torch.float16) * K ** -0.5 for _ in range(nd)]
-        for M in ms:
+    Ws, WKN = None, None
+    for K, N, M in combos:
+        if WKN != (K, N):
+            Ws = None
+            torch.cuda.empty_cache()
+            dense_w = K * N * 2
+            nd = n_sets_for(dense_w)
+            Ws = [torch.randn(K, N, device=dev, dtype=torch.float16) * K ** -0.5 for _ in range(nd)]
+            WKN = (K, N)
+        if True:
             A = torch.randn(M, K, device=dev, dtype=torch.float16)
             Yd = torch.empty(M, N, device=dev, dtype=torch.float16)
             t_dense, _ = time_graph([lambda W=W: torch.matmul(A, W, out=Yd) for W in Ws])
@@ -146,6 +179,32 @@ def main():
                         if rc != 0:
                             raise RuntimeError(f"tsvd launcher: CUDA error {rc}")
                     t_ts, all_t = time_graph([lambda U=U, V=V: call(U, V) for U, V in facs])
+                    variants = {}
+                    for vname, vpath, vcap, vcfg, vpdl, vmask, vmin, vmax in (VARIANTS if args.large else []):
+                        if not vmin <= M <= vmax:
+                            continue  # fused at M = 8192: ~1-4 ms (docs/tsvd_cuda.md, run 3)
+                        vb = lib.ortops_test_tsvd_workspace_bytes_ex(1, M, K, N, Tk, Tn, t, t, r, 0, 0, vpath, -1, vcap)
+                        vws = torch.empty(max(vb, 16), device=dev, dtype=torch.uint8)
+
+                        def vcall(U, V, vpath=vpath, vcap=vcap, vws=vws, vcfg=vcfg, vpdl=vpdl, vmask=vmask):
+                            rc = lib.ortops_test_tsvd_ex(1, A.data_ptr(), U.data_ptr(), V.data_ptr(), None,
+                                                         Y.data_ptr(), M, K, N, Tk, Tn, t, t, r, 0, 0,
+                                                         vws.data_ptr(), stream_ptr(), vpath, -1, vcap, vcfg, vpdl,
+                                                         vmask)
+                            if rc != 0:
+                                raise RuntimeError(f"tsvd launcher ({vname}): CUDA error {rc}")
+                        vt, _ = time_graph([lambda U=U, V=V: vcall(U, V) for U, V in facs])
+                        if vmask != 3:  # one stage only: time, no result
+                            variants[vname] = dict(us=vt * 1e6, ws_MB=vb / 1e6, rel_err=float("nan"))
+                            del vws
+                            continue
+                        U0, V0 = facs[0]
+                        vcall(U0, V0)
+                        Wv = torch.einsum("ijkr,ijrn->ikjn", U0.float(), V0.float()).reshape(Tk * t, Tn * t)[:K, :N]
+                        refv = A.float() @ Wv
+                        variants[vname] = dict(us=vt * 1e6, ws_MB=vb / 1e6,
+                                               rel_err=((Y.float() - refv).norm() / refv.norm()).item())
+                        del vws
                     # sanity: same function as the dense product of the reconstructed weight
                     U, V = facs[0]
                     call(U, V)
@@ -158,17 +217,21 @@ def main():
                                tsvd_TBps=bytes_moved / t_ts / 1e12, roofline=bytes_moved / t_ts / bw_copy,
                                dense_TBps=(dense_w + M * K * 2 + M * N * 2) / t_dense / 1e12,
                                tsvd_tflops=2 * M * Tk * Tn * r * 2 * t / t_ts / 1e12, rel_err=rel,
-                               spread=(max(all_t) - min(all_t)) / t_ts, workspace=wsb)
+                               spread=(max(all_t) - min(all_t)) / t_ts, workspace=wsb, variants=variants)
                     rows.append(row)
+                    os.makedirs(args.out, exist_ok=True)  # after every row: a timeout keeps what ran
+                    with open(os.path.join(args.out, f"gpu_tsvd{args.label}.json"), "w") as f:
+                        json.dump(dict(card=props.name, shim=args.shim, date=time.strftime("%Y-%m-%d"),
+                                       torch=torch.__version__, copy_TBps=bw_copy / 1e12, rows=rows), f, indent=1)
                     print(f"K{K:5d} N{N:5d} M{M:5d} c{c} t{t:3d} r{r:3d} | dense {row['dense_us']:8.1f} us"
                           f" | lowrank {row['lowrank_us']:8.1f} | tsvd {row['tsvd_us']:8.1f}"
                           f" | x{row['speedup']:5.2f} (target {0.8 * c if M <= 16 else 0.6 * c:.1f})"
                           f" vs-lr x{row['vs_lowrank']:4.2f} | {row['tsvd_TBps']:.2f} TB/s"
-                          f" {row['tsvd_tflops']:6.1f} TF/s | err {rel:.1e}", flush=True)
+                          f" {row['tsvd_tflops']:6.1f} TF/s | err {rel:.1e}"
+                          + "".join(f" | {k} {v['us']:.1f} err {v['rel_err']:.0e}" for k, v in variants.items()),
+                          flush=True)
                     del facs, Y, ws
             del A, Yd
-        del Ws
-        torch.cuda.empty_cache()
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, f"gpu_tsvd{args.label}.json"), "w") as f:
         json.dump(dict(card=props.name, shim=args.shim, date=time.strftime("%Y-%m-%d"), torch=torch.__version__,

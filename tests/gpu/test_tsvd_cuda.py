@@ -42,15 +42,22 @@ def lib():
         i64, p, i32 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
         _lib.ortops_test_tsvd.argtypes = [i32, p, p, p, p, p] + [i64] * 8 + [i32, i32, p]
         _lib.ortops_test_tsvd.restype = i32
+        _lib.ortops_test_tsvd_ex.argtypes = ([i32, p, p, p, p, p] + [i64] * 8 +
+                                             [i32, i32, p, p, i32, i64, i64, i32, i32, i32])
+        _lib.ortops_test_tsvd_ex.restype = i32
     return _lib
 
 
-def run_tsvd(A, U, V, bias, Y, K, N, Tk, Tn, tk, tn, r, su, sv, code):
+def run_tsvd(A, U, V, bias, Y, K, N, Tk, Tn, tk, tn, r, su, sv, code, path=None, cap=-1, cfg=-1):
+    """path None: the public launcher; 1 fused kernel, 2 two-stage (cap: T workspace bytes, cfg: ring)."""
     M = A.numel() // K
     ptr = lambda t: ctypes.c_void_p(t.data_ptr()) if t is not None else None  # noqa: E731
     stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
-    return lib().ortops_test_tsvd(code, ptr(A), ptr(U), ptr(V), ptr(bias), ptr(Y), M, K, N, Tk, Tn, tk, tn, r,
-                                  int(su), int(sv), stream)
+    if path is None:
+        return lib().ortops_test_tsvd(code, ptr(A), ptr(U), ptr(V), ptr(bias), ptr(Y), M, K, N, Tk, Tn, tk, tn, r,
+                                      int(su), int(sv), stream)
+    return lib().ortops_test_tsvd_ex(code, ptr(A), ptr(U), ptr(V), ptr(bias), ptr(Y), M, K, N, Tk, Tn, tk, tn, r,
+                                     int(su), int(sv), None, stream, path, -1, cap, cfg, -1, 3)
 
 
 # (leading dims of A, K, N, tk, tn, r, shared U, shared V, bias). N < Tn*tn and K < Tk*tk mark
@@ -67,8 +74,16 @@ SHAPES = [
     ((), 384, 320, 128, 64, 24, False, True, True),       # shared V (TSVD-common)
     ((), 330, 250, 128, 64, 8, True, True, False),        # both shared, partial tiles
     ((), 72, 40, 24, 16, 12, False, False, True),         # tiles smaller than a k chunk / column block
+    ((), 1024, 1000, 128, 128, 24, False, False, True),   # two-stage: 8 x 24 T columns per tile row, partial N
 ]
+# M >= 512 takes the two-stage path (tsvd_cuda_traits.h kTwoStageMinM; these shapes have N < 8192),
+# smaller M the fused kernel; FORCED below runs each path at other M as well.
 MS = [(1,), (3,), (2, 8), (17,), (4, 32), (1000,)]
+# Forced paths (16-bit only): the fused kernel's large-M configuration (no longer chosen by M), and
+# the two-stage path at small M and with a tiny T cap (row chunks of 128, the last one partial).
+# cfg: the two-stage ring (0: k 32 x 4, 1: k 64 x 3; -1 default), both tested whatever the default.
+FORCED = [(1, -1, -1, (300,)), (2, -1, 0, (1,)), (2, -1, 1, (17,)), (2, 1, 0, (2, 150)), (2, 1, 1, (300,)),
+          (2, -1, 1, (1000,))]
 
 
 def _case_id(s):
@@ -80,6 +95,18 @@ def _case_id(s):
 @pytest.mark.parametrize("lead", MS, ids=lambda m: "M" + "x".join(map(str, m)))
 @pytest.mark.parametrize("shape", SHAPES, ids=_case_id)
 def test_tsvd_cuda_matches_float64(shape, lead, dtype, rng):
+    check_case(shape, lead, dtype, rng)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("forced", FORCED, ids=lambda f: f"path{f[0]}cap{f[1]}cfg{f[2]}M" + "x".join(map(str, f[3])))
+@pytest.mark.parametrize("shape", SHAPES, ids=_case_id)
+def test_tsvd_cuda_forced_path(shape, forced, dtype, rng):
+    path, cap, cfg, lead = forced
+    check_case(shape, lead, dtype, rng, path=path, cap=cap, cfg=cfg)
+
+
+def check_case(shape, lead, dtype, rng, path=None, cap=-1, cfg=-1):
     _, K, N, tk, tn, r, su, sv, with_bias = shape
     code, tdt = DTYPES[dtype]
     Tk, Tn = -(-K // tk), -(-N // tn)
@@ -92,7 +119,7 @@ def test_tsvd_cuda_matches_float64(shape, lead, dtype, rng):
     bias = randn(N) if with_bias else None
     Y = torch.full((*lead, N), float("nan"), device=dev, dtype=tdt)
 
-    rc = run_tsvd(A, U, V, bias, Y, K, N, Tk, Tn, tk, tn, r, su, sv, code)
+    rc = run_tsvd(A, U, V, bias, Y, K, N, Tk, Tn, tk, tn, r, su, sv, code, path=path, cap=cap, cfg=cfg)
     assert rc == 0, f"launcher returned CUDA error {rc}"
 
     to64 = lambda t: t.double().cpu().numpy()  # noqa: E731

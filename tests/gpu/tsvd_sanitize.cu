@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tsvd/tsvd_cuda.h"
+#include "tsvd/tsvd_cuda_internal.h"
 
 using ortops::DType;
 
@@ -25,7 +26,7 @@ using ortops::DType;
     }                                                                                      \
   } while (0)
 
-struct Case { int64_t M, K, N, tk, tn, r; bool su, sv, bias; DType dt; };
+struct Case { int64_t M, K, N, tk, tn, r; bool su, sv, bias; DType dt; int path = 0; int64_t cap = -1; int cfg = -1; };
 
 static float round_to(float x, DType dt) {
   if (dt == DType::kFloat16) return __half2float(__float2half(x));
@@ -87,11 +88,13 @@ static bool run_case(const Case& c, std::mt19937& gen) {
   CK(cudaMemcpy(dV, hV.data(), hV.size(), cudaMemcpyHostToDevice));
   CK(cudaMemcpy(dB, hB.data(), hB.size(), cudaMemcpyHostToDevice));
   CK(cudaMemset(dY, 0xff, c.M * c.N * es));  // NaN in every dtype
-  const size_t wsb = ortops::cuda::tsvd_matmul_workspace_bytes(p, c.dt);
+  ortops::cuda::tsvd::TsvdOptions opt;
+  opt.path = c.path, opt.t_cap_bytes = c.cap, opt.gemm_cfg = c.cfg;
+  const size_t wsb = ortops::cuda::tsvd_matmul_workspace_bytes_ex(p, c.dt, opt);
   if (wsb) CK(cudaMalloc(&ws, wsb));
   cudaStream_t st;
   CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
-  CK(ortops::cuda::tsvd_matmul(p, c.dt, dA, dU, dV, c.bias ? dB : nullptr, dY, ws, st));
+  CK(ortops::cuda::tsvd_matmul_ex(p, c.dt, dA, dU, dV, c.bias ? dB : nullptr, dY, ws, st, opt));
   CK(cudaStreamSynchronize(st));
   std::vector<unsigned char> hY(c.M * c.N * es);
   CK(cudaMemcpy(hY.data(), dY, hY.size(), cudaMemcpyDeviceToHost));
@@ -106,8 +109,8 @@ static bool run_case(const Case& c, std::mt19937& gen) {
   const double rel = std::sqrt(num / std::max(den, 1e-30));
   const double tol = c.dt == DType::kFloat32 ? 1e-5 : c.dt == DType::kFloat16 ? 3e-3 : 2e-2;
   const bool ok = bad < 0 && rel <= tol;
-  std::printf("%s M=%lld K=%lld N=%lld tile %lldx%lld r=%lld su=%d sv=%d bias=%d ws=%zu: rel err %.2e%s\n",
-              ortops::dtype_name(c.dt), (long long)c.M, (long long)c.K, (long long)c.N, (long long)c.tk,
+  std::printf("%s path %d M=%lld K=%lld N=%lld tile %lldx%lld r=%lld su=%d sv=%d bias=%d ws=%zu: rel err %.2e%s\n",
+              ortops::dtype_name(c.dt), c.path, (long long)c.M, (long long)c.K, (long long)c.N, (long long)c.tk,
               (long long)c.tn, (long long)c.r, c.su, c.sv, c.bias, wsb, rel,
               ok ? "" : (bad >= 0 ? "  FAIL (non-finite output)" : "  FAIL"));
   cudaFree(dA); cudaFree(dU); cudaFree(dV); cudaFree(dB); cudaFree(dY);
@@ -123,8 +126,18 @@ int main() {
       {5, 256, 256, 64, 64, 16, false, false, false, DType::kBFloat16},  // 16-byte loads, split
       {16, 200, 136, 64, 64, 24, true, false, true, DType::kFloat16},    // shared U
       {40, 192, 160, 64, 80, 72, false, true, true, DType::kBFloat16},   // shared V, two rank chunks
-      {300, 160, 144, 64, 64, 32, true, true, false, DType::kFloat16},   // large config, both shared
+      {300, 160, 144, 64, 64, 32, true, true, false, DType::kFloat16, 1},  // fused large config, both shared
       {33, 99, 50, 40, 20, 7, false, false, true, DType::kFloat32},      // fp32 path
+      // two-stage path (forced): element loads + odd rank + partial tiles; 16-byte loads with
+      // row chunks (cap 1 byte: 128 rows a chunk, the last partial); shared U; shared V; both.
+      {130, 100, 70, 32, 24, 5, false, false, true, DType::kFloat16, 2, -1, 0},
+      {300, 256, 200, 64, 64, 16, false, false, true, DType::kBFloat16, 2, 1, 0},
+      {140, 200, 136, 64, 64, 24, true, false, true, DType::kFloat16, 2, -1, 0},
+      {150, 192, 160, 64, 80, 72, false, true, true, DType::kBFloat16, 2, -1, 0},
+      {129, 160, 144, 64, 64, 32, true, true, false, DType::kFloat16, 2, -1, 0},
+      {200, 200, 136, 64, 72, 24, false, false, true, DType::kBFloat16, 2, 1, 1},  // k 64 ring, row chunks
+      {140, 99, 50, 40, 20, 7, false, true, true, DType::kFloat16, 2, -1, 1},      // k 64 ring, element loads
+      {140, 99, 50, 40, 20, 7, false, false, true, DType::kFloat16, 2, -1, 0},     // k 32 ring, element loads
   };
   int fails = 0;
   for (const auto& c : cases) fails += !run_case(c, gen);

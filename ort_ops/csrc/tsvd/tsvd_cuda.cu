@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "tsvd/tsvd_cuda.h"
+#include "tsvd/tsvd_cuda_internal.h"
 #include "tsvd/tsvd_cuda_tc.cuh"  // PTX helpers (griddep_*)
 #include "tsvd/tsvd_cuda_traits.h"
 
@@ -134,9 +135,44 @@ DeviceInfo device_info() {  // attribute queries: host-side, no sync, nothing ca
 
 }  // namespace
 
-Plan make_plan(const TsvdProblem& p, DType dtype, int sms) {
+// Geometry of the two-stage path (tsvd_cuda_gemm.cuh) without the pointers.
+TwoStageArgs two_stage_geometry(const TsvdProblem& p) {
+  TwoStageArgs g{};
+  g.K = int(p.K), g.N = int(p.N), g.tk = int(p.tk), g.tn = int(p.tn), g.r = int(p.rank), g.Tn = int(p.Tn);
+  g.used_cols = int(p.used_tile_cols());
+  g.nI = p.shared_v ? 1 : int(p.used_tile_rows());
+  g.nJ = p.shared_u ? 1 : g.used_cols;
+  g.D2 = g.nI * g.r;
+  g.D2p = (g.D2 + 7) / 8 * 8;
+  g.ldT = int64_t(g.nJ) * g.D2p;
+  g.shared_u = p.shared_u, g.shared_v = p.shared_v;
+  g.pair_t = p.rank % 2 == 0;
+  g.chunks_per_tile = int((p.tn + GemmCfg::kBN - 1) / GemmCfg::kBN);
+  return g;
+}
+
+Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& opt) {
   Plan plan;
   const int64_t used_rows = p.used_tile_rows(), used_cols = p.used_tile_cols();
+  const int64_t min_m = opt.two_stage_min_m >= 0 ? opt.two_stage_min_m
+                        : p.N >= kWideN             ? kTwoStageMinMWide
+                                                    : kTwoStageMinM;
+  if (dtype != DType::kFloat32 && (opt.path == 2 || (opt.path == 0 && p.M >= min_m))) {
+    // Large M: T = A_i·U_ij for all j at once (stage 1), then Y = sum_i T_ij·V_ij (stage 2).
+    // T lives in the workspace; rows of M go in chunks so it stays under the cap.
+    plan.path = Path::kTwoStage;
+    const int64_t row_bytes = two_stage_geometry(p).ldT * 2;
+    const int64_t cap = opt.t_cap_bytes >= 0 ? opt.t_cap_bytes : kTCapBytes;
+    int64_t chunk = cap / row_bytes / GemmCfg::kBM * GemmCfg::kBM;
+    chunk = std::max<int64_t>(chunk, GemmCfg::kBM);
+    // Grid limit of stage 1/2 (grid.y <= 65535 row blocks).
+    chunk = std::min<int64_t>(chunk, int64_t(65535) * GemmCfg::kBM);
+    if (chunk >= p.M) chunk = p.M;
+    plan.m_chunk = chunk;
+    plan.workspace = size_t(chunk) * size_t(row_bytes);
+    plan.threads = GemmCfg::kThreads;
+    return plan;
+  }
   if (dtype == DType::kFloat32) {
     plan.path = Path::kSimt;
     plan.rc = SimtCfg::kRC;
@@ -186,19 +222,55 @@ Plan make_plan(const TsvdProblem& p, DType dtype, int sms) {
 
 }  // namespace tsvd
 
-size_t tsvd_matmul_workspace_bytes(const TsvdProblem& p, DType dtype) {
+size_t tsvd_matmul_workspace_bytes_ex(const TsvdProblem& p, DType dtype, const tsvd::TsvdOptions& opt) {
   if (p.M == 0) return 0;
-  return tsvd::make_plan(p, dtype, tsvd::device_info().sms).workspace;
+  return tsvd::make_plan(p, dtype, tsvd::device_info().sms, opt).workspace;
+}
+
+size_t tsvd_matmul_workspace_bytes(const TsvdProblem& p, DType dtype) {
+  return tsvd_matmul_workspace_bytes_ex(p, dtype, tsvd::TsvdOptions{});
 }
 
 cudaError_t tsvd_matmul(const TsvdProblem& p, DType dtype, const void* A, const void* U, const void* V,
                         const void* bias, void* Y, void* workspace, cudaStream_t stream) {
+  return tsvd_matmul_ex(p, dtype, A, U, V, bias, Y, workspace, stream, tsvd::TsvdOptions{});
+}
+
+cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, const void* U, const void* V,
+                           const void* bias, void* Y, void* workspace, cudaStream_t stream,
+                           const tsvd::TsvdOptions& opt) {
   using namespace tsvd;
   if (p.M == 0) return cudaSuccess;
   const DeviceInfo dev = device_info();
-  Plan plan = make_plan(p, dtype, dev.sms);
+  Plan plan = make_plan(p, dtype, dev.sms, opt);
   plan.pdl = dev.cc_major >= 9;
   if (plan.workspace > 0 && workspace == nullptr) return cudaErrorInvalidValue;
+  if (plan.path == Path::kTwoStage) {
+    TwoStageArgs g = two_stage_geometry(p);
+    const int64_t col_blocks1 = (int64_t(g.nJ) * g.r + GemmCfg::kBN - 1) / GemmCfg::kBN;
+    if (col_blocks1 > 0x7fffffff || int64_t(g.used_cols) * g.chunks_per_tile > 0x7fffffff || g.nI > 65535)
+      return cudaErrorInvalidConfiguration;
+    g.U = U, g.V = V, g.bias = bias, g.Tbuf = workspace;
+    const bool ws16 = aligned16(workspace);
+    g.vec_a1 = aligned16(A) && p.K % 8 == 0 && (p.shared_v || p.tk % 8 == 0);
+    g.vec_b1 = aligned16(U) && p.rank % 8 == 0;
+    g.vec_a2 = ws16 && g.D2 % 8 == 0;
+    g.vec_b2 = aligned16(V) && p.tn % 8 == 0;
+    g.pair_t = g.pair_t && (reinterpret_cast<uintptr_t>(workspace) & 3) == 0;
+    const size_t es = 2;
+    for (int64_t m0 = 0; m0 < p.M; m0 += plan.m_chunk) {
+      g.M = std::min<int64_t>(plan.m_chunk, p.M - m0);
+      g.A = static_cast<const char*>(A) + size_t(m0) * size_t(p.K) * es;
+      g.Y = static_cast<char*>(Y) + size_t(m0) * size_t(p.N) * es;
+      // A row chunk's A pointer keeps 16-byte alignment when K % 8 == 0 (vec_a1 requires it).
+      const int cfg = opt.gemm_cfg >= 0 ? opt.gemm_cfg : kGemmCfg;
+      const bool pdl = plan.pdl && opt.pdl != 0;
+      const cudaError_t err = dtype == DType::kFloat16 ? launch_two_stage_fp16(g, cfg, pdl, opt.stage_mask, stream)
+                                                       : launch_two_stage_bf16(g, cfg, pdl, opt.stage_mask, stream);
+      if (err != cudaSuccess) return err;
+    }
+    return cudaSuccess;
+  }
   if (plan.row_blocks > 65535 || plan.splits > 65535 || plan.col_chunks > 0x7fffffff) return cudaErrorInvalidConfiguration;
   Args a{};
   a.A = A, a.U = U, a.V = V, a.bias = bias, a.Y = Y;

@@ -70,7 +70,58 @@ struct SimtCfg {
   static_assert(kBM * kRC % kThreads == 0 && kBM * kNB % kThreads == 0, "even split of the block");
 };
 
-enum class Path { kSimt, kSmall, kMedium, kLarge };
+// Two-kernel path for large M (tsvd_cuda_gemm.cuh): both stages are plain tensor-core GEMMs with
+// 128 x 128 blocks, 8 warps of 32 x 64, two CTAs per SM at <= 128 registers
+// (__launch_bounds__(256, 2)). Two rings: k chunks of 32, 4 deep (74 KB), or 64, 3 deep (105 KB).
+template <int KC, int Stages>
+struct GemmCfgT {
+  static constexpr int kWarpsM = 4, kWarpsN = 2, kMF = 2, kBN = 128, kKC = KC, kStages = Stages;
+  static constexpr int kWarps = kWarpsM * kWarpsN, kThreads = 32 * kWarps;
+  static constexpr int kBM = 16 * kMF * kWarpsM;  // 128
+  static constexpr int kWNC = kBN / kWarpsN;      // 64 columns per warp
+  static constexpr int kNF8 = kWNC / 8;
+  static constexpr int kLDA = kKC + 8, kLDB = kBN + 8;
+  static constexpr int kA = kBM * kLDA, kB = kKC * kLDB;  // elements per ring buffer
+  static constexpr size_t kBytes = size_t(kStages) * (kA + kB) * 2;
+  static_assert(kWNC % 16 == 0 && kKC % 16 == 0, "whole ldmatrix.x4 / k16 steps");
+  static_assert(((kLDA / 8) & 1) && ((kLDB / 8) & 1), "odd 16-byte strides: conflict-free ldmatrix");
+  static_assert(2 * (kBytes + 1024) <= 228 * 1024, "two CTAs per SM");
+};
+using GemmCfg = GemmCfgT<32, 4>;     // rows and column blocks of both (they share kBM, kBN)
+using GemmCfgK64 = GemmCfgT<64, 3>;
+
+enum class Path { kSimt, kSmall, kMedium, kLarge, kTwoStage };
+
+// Arguments of the two-stage path (one row chunk of M; A and Y already offset to it).
+struct TwoStageArgs {
+  const void* A;
+  const void* U;
+  const void* V;
+  const void* bias;  // may be null
+  void* Y;
+  void* Tbuf;        // workspace: T[m][j < nJ][D2p], input type
+  int64_t M;         // rows of this chunk
+  int K, N, tk, tn, r, Tn;
+  int nI;            // groups of stage 1 = T slices per j: used tile rows, or 1 when V is shared
+  int nJ;            // T column blocks: used tile columns, or 1 when U is shared
+  int used_cols;     // tile columns of Y
+  int D2, D2p;       // stage-2 depth nI * r, and T's j stride (D2 rounded up to 8)
+  int64_t ldT;       // nJ * D2p
+  int shared_u, shared_v;
+  int vec_a1, vec_b1, vec_a2, vec_b2;  // 16-byte cp.async allowed per operand (host-checked)
+  int pair_t;        // r even: stage 1 stores column pairs
+  int chunks_per_tile;  // stage 2: ceil(tn / 128)
+};
+
+// Test/benchmark knobs (tsvd_cuda_internal.h); the public launcher uses the defaults.
+struct TsvdOptions {
+  int path = 0;                    // 0: by M; 1: fused kernel; 2: two-stage (16-bit types only)
+  int64_t two_stage_min_m = -1;    // < 0: kTwoStageMinM
+  int64_t t_cap_bytes = -1;        // < 0: kTCapBytes (workspace for T; M is processed in row chunks)
+  int gemm_cfg = -1;               // two-stage ring: < 0 kGemmCfg; 0 GemmCfg (k 32 x 4); 1 GemmCfgK64 (k 64 x 3)
+  int pdl = -1;                    // < 0: on sm_90+; 0 off (two-stage launches)
+  int stage_mask = 3;              // benchmarks only (wrong results otherwise): 1 stage 1 only, 2 stage 2 only
+};
 
 // Everything the kernels need, by value (one __grid_constant__-sized block of scalars).
 struct Args {
@@ -101,14 +152,32 @@ struct Plan {
   int splits = 1, rows_per_split = 1;  // grid.z over tile rows
   int threads = 128;
   bool pdl = false;        // programmatic dependent launch (sm_90+): launch gaps overlap
-  size_t workspace = 0;    // bytes: fp32 partial sums when splits > 1
+  size_t workspace = 0;    // bytes: fp32 partial sums when splits > 1, or T (two-stage path)
+  int64_t m_chunk = 0;     // two-stage: rows per (stage 1, stage 2) pair of launches
 };
 
+// Two-stage path from kTwoStageMinM rows on, or from kTwoStageMinMWide rows when N >= kWideN
+// (16-bit types). From the H200 sweep in docs/tsvd_cuda.md: at M = 128 the fused kernel is 2-4x
+// faster for 768x3072 / 3072x768 and 1.1-1.5x for 4096^2 (c = 2, 4), the two-stage path 1.1-2.3x
+// faster for 4096x14336; from M = 512 on the two-stage path wins in all but 1 of 6 (4096^2) rows.
+constexpr int64_t kTwoStageMinM = 512;
+constexpr int64_t kTwoStageMinMWide = 128;
+constexpr int64_t kWideN = 8192;
+// Cap on T's workspace: M is processed in row chunks whose T fits (bounds the scratch memory).
+// 128 MB was 0-22% faster than 32 MB (more, smaller launches) at M >= 1024 except c = 8, tile 128
+// (8-16% slower), and never slower than no cap by more than 2%.
+constexpr int64_t kTCapBytes = int64_t(128) << 20;
+// Default ring of the two-stage GEMMs (TsvdOptions::gemm_cfg): k 64 x 3 was 5-20% faster than
+// k 32 x 4 in every measured row.
+constexpr int kGemmCfg = 1;
+
 // Deterministic in (problem, dtype, SM count): tsvd_matmul_workspace_bytes and tsvd_matmul agree.
-Plan make_plan(const TsvdProblem& p, DType dtype, int sm_count);
+Plan make_plan(const TsvdProblem& p, DType dtype, int sm_count, const TsvdOptions& opt = {});
 
 // Per-dtype launchers of the tensor-core kernel (tsvd_cuda_fp16.cu / tsvd_cuda_bf16.cu).
 cudaError_t launch_tc_fp16(const Plan& plan, const Args& a, cudaStream_t stream);
 cudaError_t launch_tc_bf16(const Plan& plan, const Args& a, cudaStream_t stream);
+cudaError_t launch_two_stage_fp16(const TwoStageArgs& a, int cfg, bool pdl, int stage_mask, cudaStream_t stream);
+cudaError_t launch_two_stage_bf16(const TwoStageArgs& a, int cfg, bool pdl, int stage_mask, cudaStream_t stream);
 
 }  // namespace ortops::cuda::tsvd
