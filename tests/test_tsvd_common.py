@@ -218,3 +218,22 @@ def test_plan_ratio_means_stored_parameters():
             assert tsvd_common.param_count(576, 1536, 128, 128, rank, layout) <= 576 * 1536 / ratio
             if rank < 128:
                 assert tsvd_common.param_count(576, 1536, 128, 128, rank + 1, layout) > 576 * 1536 / ratio
+
+
+def test_seq_cls_common_trains_shared_factors_and_head(tmp_path):
+    """seq-cls through the API: JSONL with string labels, TSVD-common; the new head and the shared
+    V train, nothing else; the saved directory records accuracy and reloads its factors."""
+    data = tmp_path / "cls.jsonl"
+    words = ["alpha", "beta", "gamma", "delta"]
+    data.write_text("\n".join(json.dumps({"text": f"{words[i % 4]} {i}", "label": "ab"[i % 2]}) for i in range(24)))
+    settings = finetune.FinetuneSettings(mode="common", task="seq-cls", tile=(32, 32), steps=2, batch=4,
+                                         seq_len=12, eval_every=2, eval_fraction=0.25)
+    result = finetune.finetune("llama-tiny", str(data), str(tmp_path / "out"), settings, progress=False,
+                               log=lambda _: None)
+    layers = 6  # gate/up (64 -> 160) and down (160 -> 64) in 2 decoder layers
+    shared_v = layers * tsvd_common.rank_for_ratio(64, 160, 32, 32, 2.0, "shared-v") * 32  # r x tn each
+    head = 64 * 2  # score: hidden 64 -> 2 labels, no bias
+    assert result.trainable_params == shared_v + head
+    assert {"eval_accuracy", "eval_loss"} <= set(result.history[-1])
+    assert 0.0 <= result.history[-1]["eval_accuracy"] <= 1.0
+    assert len(tsvd_common.restore_factors(models.load("llama-tiny").model, tmp_path / "out")) == layers
