@@ -102,3 +102,28 @@ def test_large_problem_uses_many_threads_consistently(rng):
     one = _cpu_kernels.tsvd_matmul(A, U, V, None, threads=1)
     many = _cpu_kernels.tsvd_matmul(A, U, V, None, threads=4)
     np.testing.assert_array_equal(one, many)
+
+
+def test_portable_gemm_path_gives_the_same_answers(tmp_path):
+    """The kernels' portable GEMM (machines without AVX2/FMA) checked on this machine through
+    ORTOPS_CPU_PORTABLE=1 in a subprocess: both ops against the float64 references."""
+    import subprocess
+    import sys
+    script = tmp_path / "portable.py"
+    script.write_text(
+        "import sys; sys.path.insert(0, %r)\n" % str(__import__("pathlib").Path(__file__).parent) +
+        "import numpy as np, reference as ref\n"
+        "from ort_ops import _cpu_kernels as ck\n"
+        "rng = np.random.default_rng(7)\n"
+        "U = rng.standard_normal((3, 4, 32, 5)).astype(np.float32); V = rng.standard_normal((3, 4, 5, 16)).astype(np.float32)\n"
+        "A = rng.standard_normal((13, 90)).astype(np.float32); b = rng.standard_normal(60).astype(np.float32)\n"
+        "y = ck.tsvd_matmul(A, U, V, b, out_features=60)\n"
+        "assert np.abs(y - ref.tsvd_matmul(A, U, V, b, 60)).max() < 1e-3\n"
+        "q, k, v = (rng.standard_normal((2, 70, 16)).astype(np.float32) for _ in range(3))\n"
+        "m = np.ones((2, 70), np.int64); m[0, [3, 50]] = 2; m[1, -9:] = 0\n"
+        "o = ck.multigrain_attention(q, k, v, m, num_heads=2, window=5)\n"
+        "assert np.abs(o - ref.multigrain_attention(q, k, v, m, 2, 5)).max() < 1e-4\n"
+        "print('ok')\n")
+    env = dict(__import__("os").environ, ORTOPS_CPU_PORTABLE="1")
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
