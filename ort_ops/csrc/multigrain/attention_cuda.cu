@@ -234,7 +234,7 @@ cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query,
   // Head sizes 8..128 in steps of 8 (16-byte rows for the 16-bit types); anything else is
   // rejected here with cudaErrorInvalidValue, as are S or B·H past 32-bit indices and arrays
   // that are not 16-byte aligned (16-byte vector loads).
-  if (p.head_dim < 8 || p.head_dim > 128 || p.head_dim % 8 != 0) return cudaErrorInvalidValue;
+  if (!multigrain_attention_head_dim_supported(p.head_dim)) return cudaErrorInvalidValue;
   if (p.seq_len > INT32_MAX || p.batch * p.num_heads > INT32_MAX) return cudaErrorInvalidValue;  // int indices
   for (const void* ptr : {query, key, value, global_query, global_key, global_value, static_cast<const void*>(out)})
     if (!ptr || !aligned16(ptr)) return cudaErrorInvalidValue;

@@ -11,6 +11,12 @@
 
 namespace ortops::cuda {
 
+// Head sizes the CUDA kernels take: 8..128 in steps of 8 (16-byte rows of 16-bit elements).
+// The launcher returns cudaErrorInvalidValue for others; the ORT glue says so in words first.
+inline bool multigrain_attention_head_dim_supported(int64_t head_dim) {
+  return head_dim >= 8 && head_dim <= 128 && head_dim % 8 == 0;
+}
+
 // Bytes of device scratch multigrain_attention needs for this problem (0 if none).
 size_t multigrain_attention_workspace_bytes(const AttentionProblem& p, DType dtype);
 

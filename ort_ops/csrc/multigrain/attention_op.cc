@@ -112,6 +112,9 @@ void AttentionCudaKernel::Compute(OrtKernelContext* raw) const {
   auto out = ctx.GetOutput(0, input_shape(ctx, kQuery));
   if (p.batch * p.seq_len == 0) return;
   const DType dtype = dtype_of(query, "MultigrainAttention", node_);
+  if (!cuda::multigrain_attention_head_dim_supported(p.head_dim))
+    fail("MultigrainAttention node '", node_, "': the CUDA kernel takes head sizes 8..128 in steps of 8; got ",
+         "D = ", p.head_dim, " (hidden ", p.hidden(), " / num_heads ", p.num_heads, "). The CPU EP takes any D.");
   const void* q = query.GetTensorRawData();
   const void* k = ctx.GetInput(kKey).GetTensorRawData();
   const void* v = ctx.GetInput(kValue).GetTensorRawData();
