@@ -98,3 +98,14 @@ def test_long_sequence_costs_no_quadratic_memory(rng):
             p = np.exp(s - s.max())
             p /= p.sum()
             assert_close(y[0, i, sl], p @ v[0][keys][:, sl], **TOL, what=f"row {i} head {h}")
+
+
+@pytest.mark.parametrize("B,S,H,D,w", [(1, 10, 2, 4, 20), (2, 1, 1, 3, 0), (1, 5, 1, 5, 2), (3, 7, 7, 1, 1),
+                                       (2, 33, 3, 2, 4)])
+def test_random_masks_tiny_heads_and_windows_past_the_sequence(rng, B, S, H, D, w):
+    """Mask values drawn at random (whole rows of padding or of globals happen), D down to 1,
+    window larger than S."""
+    q, k, v = (rng.standard_normal((B, S, H * D)).astype(np.float32) for _ in range(3))
+    mask = rng.integers(0, 3, size=(B, S))
+    y = run_single_node("MultigrainAttention", attention_inputs(q, k, v, mask), {"num_heads": H, "window": w})
+    assert_close(y, ref.multigrain_attention(q, k, v, mask, H, w), **TOL)
