@@ -127,3 +127,19 @@ def test_portable_gemm_path_gives_the_same_answers(tmp_path):
     env = dict(__import__("os").environ, ORTOPS_CPU_PORTABLE="1")
     done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("trial", range(8))
+def test_random_shapes(rng, trial):
+    """Fresh random geometry each run: K, N, tile sizes, rank, sharing, bias, leading dims."""
+    tk, tn = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+    K, N = int(rng.integers(1, 3 * tk + 1)), int(rng.integers(1, 3 * tn + 1))
+    r = int(rng.integers(1, min(tk, tn) + 1))
+    su, sv = bool(rng.integers(0, 2)), bool(rng.integers(0, 2))
+    lead = tuple(int(x) for x in rng.integers(1, 5, size=int(rng.integers(0, 3))))
+    U, V = random_factors(rng, K, N, tk, tn, r, su, sv)
+    A = rng.standard_normal(lead + (K,)).astype(np.float32)
+    bias = rng.standard_normal(N).astype(np.float32) if rng.integers(0, 2) else None
+    y = run_single_node("TSVDMatMul", tsvd_inputs(A, U, V, bias), {"out_features": N})
+    assert_close(y, ref.tsvd_matmul(A, U, V, bias, out_features=N), atol=1e-4, rtol=1e-4,
+                 what=f"K={K} N={N} tile={tk}x{tn} r={r} shared_u={su} shared_v={sv} lead={lead}")
