@@ -93,9 +93,12 @@ def summary(reports: list[tsvd.LayerReport]) -> dict:
 
 def fidelity(before: torch.Tensor, after: torch.Tensor, attention_mask: torch.Tensor, kind: str) -> dict:
     """Cosine between original and compressed outputs on the same inputs: mean-pooled embeddings
-    per row for encoders (sentence-embedding use), logit vectors per valid token for decoders."""
+    per row for encoders (sentence-embedding use), logit vectors per valid token for decoders,
+    class-logit vectors per row for classifiers."""
     valid = attention_mask.bool()
-    if kind == "encoder":
+    if kind == "classifier":
+        metric = "cosine of class logits per row"
+    elif kind == "encoder":
         weights = valid[..., None].float()
         before = (before * weights).sum(1) / weights.sum(1)
         after = (after * weights).sum(1) / weights.sum(1)

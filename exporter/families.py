@@ -9,6 +9,7 @@ line in `FAMILIES`; nothing else in the exporter names a model.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Callable, ContextManager
@@ -25,7 +26,7 @@ def _no_patches(model: nn.Module) -> ContextManager:
 @dataclass(frozen=True)
 class Family:
     name: str
-    kind: str  # "encoder" (output last_hidden_state) or "decoder" (output logits)
+    kind: str  # "encoder" (last_hidden_state), "decoder" (logits [B, S, V]), "classifier" (logits [B, labels])
     attention: tuple[str, ...]  # regexes matched at the end of module names
     mlp: tuple[str, ...]
     lm_head: tuple[str, ...] = ()
@@ -34,7 +35,7 @@ class Family:
 
     @property
     def output_name(self) -> str:
-        return "logits" if self.kind == "decoder" else "last_hidden_state"
+        return "last_hidden_state" if self.kind == "encoder" else "logits"
 
     def module_names(self, model: nn.Module, groups: set[str]) -> list[str]:
         """Names of the Linear/Conv1D modules in the chosen groups ("attention", "mlp", "lm_head")."""
@@ -62,10 +63,17 @@ GPT2 = Family("gpt2", "decoder", attention=(r"attn\.c_attn", r"attn\.c_proj"),
 LLAMA = Family("llama", "decoder", attention=(r"self_attn\.(q|k|v|o)_proj",),
                mlp=(r"mlp\.(gate|up|down)_proj",), lm_head=(r"lm_head",))
 
+# Sequence classifiers: the same layers plus their head (never compressed), output logits [B, labels]
+BERT_CLASSIFIER = dataclasses.replace(BERT, kind="classifier")
+LONGFORMER_CLASSIFIER = dataclasses.replace(LONGFORMER, kind="classifier")
+
 FAMILIES: dict[str, Family] = {
     "LongformerModel": LONGFORMER,
+    "LongformerForSequenceClassification": LONGFORMER_CLASSIFIER,
     "BertModel": BERT,
+    "BertForSequenceClassification": BERT_CLASSIFIER,
     "RobertaModel": BERT,
+    "RobertaForSequenceClassification": BERT_CLASSIFIER,
     "GPT2Model": GPT2,
     "GPT2LMHeadModel": GPT2,
     "LlamaModel": LLAMA,
@@ -77,9 +85,8 @@ FAMILIES: dict[str, Family] = {
     "Qwen2ForCausalLM": LLAMA,
 }
 
-# configs that name no architecture (GGUF files, bare configs), or a task head of a supported
-# family that the table does not list (BertForMaskedLM, LongformerForQuestionAnswering, ...),
-# load as the family's model for their model_type
+# configs that name no architecture (GGUF files, bare configs) load as the family's model for
+# their model_type
 DEFAULT_CLASS_FOR_MODEL_TYPE = {
     "longformer": "LongformerModel",
     "bert": "BertModel",
@@ -89,6 +96,13 @@ DEFAULT_CLASS_FOR_MODEL_TYPE = {
     "mistral": "MistralForCausalLM",
     "qwen2": "Qwen2ForCausalLM",
 }
+
+
+# Encoders whose task head the table does not list (BertForMaskedLM, LongformerForQuestionAnswering,
+# ...) export their base model: its weights load from the checkpoint and only the head is left
+# out. Decoders get no such fallback: a CausalLM built from another head's checkpoint would have a
+# freshly initialised lm_head, a different model.
+BASE_CLASS_FOR_ENCODER_MODEL_TYPE = {"longformer": "LongformerModel", "bert": "BertModel", "roberta": "RobertaModel"}
 
 
 class UnsupportedModel(ValueError):

@@ -294,7 +294,8 @@ def finetune(source: str, data: str, output: str, settings: FinetuneSettings, *,
                                        label_field=settings.label_field, pad_token_id=pad_id, seed=settings.seed)
     if settings.task == SEQ_CLS:
         model.config.pad_token_id = pad_id
-        model = to_classifier(model, splits.num_labels)
+        if not (family.kind == "classifier" and model.config.num_labels == splits.num_labels):
+            model = to_classifier(model, splits.num_labels)  # else: keep the classifier's trained head
     too_big = int(splits.train["input_ids"].max())
     if too_big >= model.config.vocab_size:
         raise FinetuneError(f"token id {too_big} outside the model's vocabulary ({model.config.vocab_size})")

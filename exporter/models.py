@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .families import DEFAULT_CLASS_FOR_MODEL_TYPE, FAMILIES, Family, UnsupportedModel, family_for, supported_list
+from .families import BASE_CLASS_FOR_ENCODER_MODEL_TYPE, DEFAULT_CLASS_FOR_MODEL_TYPE, FAMILIES, Family, UnsupportedModel, family_for, supported_list
 
 SEED = 0  # the tiny models are random-init; a fixed seed makes every run build the same weights
 
@@ -79,9 +79,11 @@ def architecture_of(source: str) -> str:
     config = AutoConfig.from_pretrained(directory, gguf_file=gguf, local_files_only=True)
     if config.architectures and config.architectures[0] in FAMILIES:
         return config.architectures[0]
-    if config.model_type in DEFAULT_CLASS_FOR_MODEL_TYPE:
-        # e.g. BertForSequenceClassification: export its BertModel (the task head stays in PyTorch)
+    if not config.architectures and config.model_type in DEFAULT_CLASS_FOR_MODEL_TYPE:
         return DEFAULT_CLASS_FOR_MODEL_TYPE[config.model_type]
+    if config.model_type in BASE_CLASS_FOR_ENCODER_MODEL_TYPE:
+        # e.g. BertForMaskedLM: export its BertModel (the task head is not in the graph)
+        return BASE_CLASS_FOR_ENCODER_MODEL_TYPE[config.model_type]
     named = config.architectures[0] if config.architectures else f"model_type {config.model_type!r}"
     raise UnsupportedModel(f"unsupported architecture {named!r}; supported: {supported_list()}")
 
