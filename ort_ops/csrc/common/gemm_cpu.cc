@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -34,26 +35,25 @@ void gemm_portable(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
 }
 
 #ifdef ORTOPS_HAVE_AVX2_PATH
-// Lanes of the two 8-wide column vectors that hold real columns (nr of 16).
-__attribute__((target("avx2,fma"))) inline void column_masks(int nr, __m256i& m0, __m256i& m1) {
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), lane);
-  m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr - 8), lane);
+// Stores nr (< width) columns of a row from registers: masked moves are microcoded and slow on
+// AMD (vmaskmovps), so the partial row goes through a small array.
+template <int kWidth>
+inline void store_partial(const float* row, float* c, int nr, bool accumulate) {
+  for (int j = 0; j < nr && j < kWidth; ++j) c[j] = accumulate ? c[j] + row[j] : row[j];
 }
 
-// C[0:MR, 0:nr] (+)= A[0:MR, 0:kc] · B[0:kc, 0:nr]; kFull: nr == 16 (no masked loads/stores).
+// C[0:MR, 0:nr] (+)= A[0:MR, 0:kc] · B[0:kc, 0:16]. B always has 16 readable columns (a partial
+// panel is packed, zero-padded, by the caller); kFull: nr == 16, else only nr columns are stored.
 template <int MR, bool kFull>
 __attribute__((target("avx2,fma"))) void micro_tile_avx2(int nr, int64_t kc, const float* A, int64_t lda,
                                                          const float* B, int64_t ldb, float* C, int64_t ldc,
                                                          bool accumulate) {
   __m256 acc0[MR], acc1[MR];
   for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
-  __m256i m0 = _mm256_setzero_si256(), m1 = _mm256_setzero_si256();
-  if (!kFull) column_masks(nr, m0, m1);
   for (int64_t kk = 0; kk < kc; ++kk) {
     const float* b = B + kk * ldb;
-    const __m256 b0 = kFull ? _mm256_loadu_ps(b) : _mm256_maskload_ps(b, m0);
-    const __m256 b1 = kFull ? _mm256_loadu_ps(b + 8) : _mm256_maskload_ps(b + 8, m1);
+    const __m256 b0 = _mm256_loadu_ps(b);
+    const __m256 b1 = _mm256_loadu_ps(b + 8);
     for (int r = 0; r < MR; ++r) {
       const __m256 a = _mm256_broadcast_ss(A + r * lda + kk);
       acc0[r] = _mm256_fmadd_ps(a, b0, acc0[r]);
@@ -70,12 +70,10 @@ __attribute__((target("avx2,fma"))) void micro_tile_avx2(int nr, int64_t kc, con
       _mm256_storeu_ps(c, acc0[r]);
       _mm256_storeu_ps(c + 8, acc1[r]);
     } else {
-      if (accumulate) {
-        acc0[r] = _mm256_add_ps(acc0[r], _mm256_maskload_ps(c, m0));
-        acc1[r] = _mm256_add_ps(acc1[r], _mm256_maskload_ps(c + 8, m1));
-      }
-      _mm256_maskstore_ps(c, m0, acc0[r]);
-      _mm256_maskstore_ps(c + 8, m1, acc1[r]);
+      alignas(32) float row[16];
+      _mm256_store_ps(row, acc0[r]);
+      _mm256_store_ps(row + 8, acc1[r]);
+      store_partial<16>(row, c, nr, accumulate);
     }
   }
 }
@@ -97,6 +95,43 @@ __attribute__((target("avx2,fma"))) void panel_avx2(int64_t m, int nr, int64_t k
   if (i < m) micro_tile_avx2<1, kFull>(nr, kc, A + i * lda, lda, B, ldb, C + i * ldc, ldc, acc);
 }
 
+// Narrow panel (at most 8 columns, e.g. a rank-8 first stage): one vector per row, so 12 rows fit
+// the registers (12 accumulators + B + broadcast) instead of half-empty 16-wide tiles.
+template <int MR, bool kFull>
+__attribute__((target("avx2,fma"))) void micro_tile8_avx2(int nr, int64_t kc, const float* A, int64_t lda,
+                                                          const float* B, int64_t ldb, float* C, int64_t ldc,
+                                                          bool accumulate) {
+  __m256 acc[MR];
+  for (int r = 0; r < MR; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const __m256 b0 = _mm256_loadu_ps(B + kk * ldb);
+    for (int r = 0; r < MR; ++r) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(A + r * lda + kk), b0, acc[r]);
+  }
+  for (int r = 0; r < MR; ++r) {
+    float* c = C + r * ldc;
+    if (kFull) {
+      if (accumulate) acc[r] = _mm256_add_ps(acc[r], _mm256_loadu_ps(c));
+      _mm256_storeu_ps(c, acc[r]);
+    } else {
+      alignas(32) float row[8];
+      _mm256_store_ps(row, acc[r]);
+      store_partial<8>(row, c, nr, accumulate);
+    }
+  }
+}
+
+template <bool kFull>
+__attribute__((target("avx2,fma"))) void panel8_avx2(int64_t m, int nr, int64_t kc, const float* A, int64_t lda,
+                                                     const float* B, int64_t ldb, float* C, int64_t ldc, bool acc) {
+  int64_t i = 0;
+  for (; i + 12 <= m; i += 12) micro_tile8_avx2<12, kFull>(nr, kc, A + i * lda, lda, B, ldb, C + i * ldc, ldc, acc);
+  if (i + 4 <= m) {
+    micro_tile8_avx2<4, kFull>(nr, kc, A + i * lda, lda, B, ldb, C + i * ldc, ldc, acc);
+    i += 4;
+  }
+  for (; i < m; ++i) micro_tile8_avx2<1, kFull>(nr, kc, A + i * lda, lda, B, ldb, C + i * ldc, ldc, acc);
+}
+
 __attribute__((target("avx2,fma"))) void gemm_avx2(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
                                                    const float* B, int64_t ldb, float* C, int64_t ldc,
                                                    bool accumulate) {
@@ -105,8 +140,22 @@ __attribute__((target("avx2,fma"))) void gemm_avx2(int64_t m, int64_t n, int64_t
     const bool acc = accumulate || k0 > 0;
     int64_t j = 0;
     for (; j + kNR <= n; j += kNR) panel_avx2<true>(m, kNR, kc, A + k0, lda, B + k0 * ldb + j, ldb, C + j, ldc, acc);
-    if (j < n)
-      panel_avx2<false>(m, static_cast<int>(n - j), kc, A + k0, lda, B + k0 * ldb + j, ldb, C + j, ldc, acc);
+    const int rest = static_cast<int>(n - j);
+    if (rest == 8) {
+      panel8_avx2<true>(m, rest, kc, A + k0, lda, B + k0 * ldb + j, ldb, C + j, ldc, acc);
+    } else if (rest > 0) {
+      // A partial panel: its B columns packed once, zero-padded to the kernel's width, so the
+      // hot loop keeps plain loads.
+      const int width = rest < 8 ? 8 : kNR;
+      thread_local std::vector<float> packed;
+      packed.assign(static_cast<size_t>(kc * width), 0.f);
+      const float* b = B + k0 * ldb + j;
+      for (int64_t kk = 0; kk < kc; ++kk) std::copy(b + kk * ldb, b + kk * ldb + rest, packed.data() + kk * width);
+      if (width == 8)
+        panel8_avx2<false>(m, rest, kc, A + k0, lda, packed.data(), width, C + j, ldc, acc);
+      else
+        panel_avx2<false>(m, rest, kc, A + k0, lda, packed.data(), width, C + j, ldc, acc);
+    }
   }
 }
 
