@@ -4,11 +4,15 @@ through a tensor lookup), HF LongformerSelfAttention (fp16, includes its 6 proje
 
   python3 benchmarks/gpu_attention.py [--quick] [--json out.json]
 
+--quick: B = 1, S = 4096 and 16384, G = 8 (first, scattered).
+
 Time: CUDA events. Ours and SDPA: a CUDA graph of `--calls` back-to-back calls (rotating input
 sets so that repeated calls do not hit L2), median over replays, per call. Flex and HF: eager,
 median of per-call event pairs. TFLOP/s counts the useful FLOPs 4·B·H·S·(2w+1+G)·D. Parts: 'band'
 runs the band CTAs alone (with the mask compaction), 'global' the global-row CTAs + combine (with
-the compaction), 'compact' the compaction alone."""
+the compaction), 'compact' the compaction alone. Schedules, both timed in every row: '1grid' one
+launch with both CTA kinds, '2strm' global-row CTAs on a side stream forked from and joined to the
+caller's stream; 'ours' is the launcher's default of the two."""
 from __future__ import annotations
 
 import argparse
@@ -21,7 +25,8 @@ import sys
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "gpu"))
-from attention_gpu_util import make_mask, run_op, workspace_bytes  # noqa: E402
+from attention_gpu_util import (  # noqa: E402
+    SCHED_ONE_GRID, SCHED_TWO_STREAM, default_schedule, make_mask, run_op, workspace_bytes)
 
 H, D, W = 12, 64, 256
 PEAK = 739.0  # TFLOP/s, torch fp16 GEMM 8192³ on this H200 (shared/notes/anchors-h200.md)
@@ -66,7 +71,7 @@ def eager_time(fn, n_sets, reps, warmup=3):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="B=1, S=4096 only")
+    ap.add_argument("--quick", action="store_true", help="B=1, S=4096 and 16384, G=8")
     ap.add_argument("--json", default=None)
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--replays", type=int, default=15)
@@ -76,7 +81,9 @@ def main():
     dev = torch.device("cuda")
     gen = torch.Generator().manual_seed(0)
     rows = []
-    shapes = [(1, 4096)] if args.quick else [(1, 1024), (1, 4096), (1, 16384), (8, 1024), (8, 4096), (8, 16384)]
+    shapes = [(1, 4096), (1, 16384)] if args.quick else [(1, 1024), (1, 4096), (1, 16384), (8, 1024), (8, 4096),
+                                                          (8, 16384)]
+    sched_default = default_schedule()
     for B, S in shapes:
         E = H * D
         set_bytes = 6 * B * S * E * 2
@@ -89,22 +96,29 @@ def main():
         with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.FLASH_ATTENTION):
             t_sdpa = graph_time(lambda i: torch.nn.functional.scaled_dot_product_attention(*sd[i]), n_sets,
                                 args.calls, args.replays)
-        for G in (1, 8, 64):
+        for G in ((8,) if args.quick else (1, 8, 64)):
             for place in ("first", "scattered"):
                 mask = torch.stack([make_mask(S, G, place, S, gen) for _ in range(B)]).to(dev)
                 run = lambda i, parts=3: run_op(*sets[i], mask, H, W, out=out, workspace=ws, parts=parts)  # noqa
                 rc, _ = run(0)
                 assert rc == 0, f"launcher error {rc}"
-                t = graph_time(run, n_sets, args.calls, args.replays)
+                t_one = graph_time(lambda i: run(i, 3 | SCHED_ONE_GRID), n_sets, args.calls, args.replays)
+                t_two = graph_time(lambda i: run(i, 3 | SCHED_TWO_STREAM), n_sets, args.calls, args.replays)
+                t = t_two if sched_default == SCHED_TWO_STREAM else t_one
                 t_band = graph_time(lambda i: run(i, 1), n_sets, args.calls, args.replays)
                 t_glob = graph_time(lambda i: run(i, 2), n_sets, args.calls, args.replays)
                 t_comp = graph_time(lambda i: run(i, 0), n_sets, args.calls, args.replays)
                 t_eager = eager_time(run, n_sets, 30)
                 flops = 4 * B * H * S * (2 * W + 1 + G) * D
-                rows.append(dict(B=B, S=S, G=G, place=place, ms=t, ms_eager=t_eager, band_ms=t_band,
-                                 global_ms=t_glob, compact_ms=t_comp, tflops=flops / t / 1e9, sdpa_ms=t_sdpa))
-                print(f"B={B} S={S} G={G} {place}: {t:.4f} ms ({flops / t / 1e9:.0f} TFLOP/s) band {t_band:.4f} "
-                      f"global {t_glob:.4f} compact {t_comp:.4f} eager {t_eager:.4f} sdpa {t_sdpa:.4f}", flush=True)
+                t_eager2 = eager_time(lambda i: run(i, 3 | SCHED_TWO_STREAM), n_sets, 30)
+                t_eager1 = eager_time(lambda i: run(i, 3 | SCHED_ONE_GRID), n_sets, 30)
+                rows.append(dict(B=B, S=S, G=G, place=place, ms=t, ms_one_grid=t_one, ms_two_stream=t_two,
+                                 ms_eager=t_eager, ms_eager_one_grid=t_eager1, ms_eager_two_stream=t_eager2,
+                                 band_ms=t_band, global_ms=t_glob, compact_ms=t_comp, tflops=flops / t / 1e9,
+                                 sdpa_ms=t_sdpa))
+                print(f"B={B} S={S} G={G} {place}: {t:.4f} ms ({flops / t / 1e9:.0f} TFLOP/s) 1grid {t_one:.4f} "
+                      f"2strm {t_two:.4f} band {t_band:.4f} global {t_glob:.4f} compact {t_comp:.4f} "
+                      f"eager {t_eager:.4f} (1grid {t_eager1:.4f} 2strm {t_eager2:.4f}) sdpa {t_sdpa:.4f}", flush=True)
         del sets, sd, ws, out
         torch.cuda.empty_cache()
 
@@ -156,14 +170,18 @@ def main():
 
     dev_name = torch.cuda.get_device_name()
     print(f"\n{dev_name}, torch {torch.__version__}, fp16, H={H} D={D} w={W}; ms per call (graph), "
-          f"TFLOP/s on useful FLOPs, % of {PEAK:.0f}")
-    print(f"{'B':>2} {'S':>6} {'G':>3} {'place':9} {'ours':>7} {'TF/s':>5} {'%pk':>4} {'band':>7} {'global':>7} "
-          f"{'cmpct':>6} {'eager':>7} {'sdpa':>7} {'flex':>7} {'hf':>7}")
+          f"TFLOP/s on useful FLOPs, % of {PEAK:.0f}; default schedule "
+          f"{'two streams' if sched_default == SCHED_TWO_STREAM else 'one grid'}")
+    print(f"{'B':>2} {'S':>6} {'G':>3} {'place':9} {'ours':>7} {'TF/s':>5} {'%pk':>4} {'1grid':>7} {'2strm':>7} "
+          f"{'band':>7} {'global':>7} {'cmpct':>6} {'eager':>7} {'eager1':>7} {'eager2':>7} {'sdpa':>7} {'flex':>7} "
+          f"{'hf':>7}")
     for r in rows:
         f = lambda k: f"{r[k]:7.4f}" if k in r else f"{'-':>7}"  # noqa: E731
         print(f"{r['B']:>2} {r['S']:>6} {r['G']:>3} {r['place']:9} {r['ms']:7.4f} {r['tflops']:5.0f} "
-              f"{100 * r['tflops'] / PEAK:4.0f} {r['band_ms']:7.4f} {r['global_ms']:7.4f} {r['compact_ms']:6.4f} "
-              f"{r['ms_eager']:7.4f} {r['sdpa_ms']:7.4f} {f('flex_ms')} {f('hf_ms')}")
+              f"{100 * r['tflops'] / PEAK:4.0f} {r['ms_one_grid']:7.4f} {r['ms_two_stream']:7.4f} "
+              f"{r['band_ms']:7.4f} {r['global_ms']:7.4f} {r['compact_ms']:6.4f} {r['ms_eager']:7.4f} "
+              f"{r['ms_eager_one_grid']:7.4f} {r['ms_eager_two_stream']:7.4f} {r['sdpa_ms']:7.4f} {f('flex_ms')} "
+              f"{f('hf_ms')}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(dict(device=dev_name, torch=torch.__version__, rows=rows), fh, indent=1)

@@ -17,6 +17,9 @@ SHIM_PATH = pathlib.Path(os.environ.get("ORTOPS_ATTENTION_SHIM", ROOT / ".device
 DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 CUDA_ERROR_INVALID_VALUE = 1
 PARTS_BAND, PARTS_GLOBAL, PARTS_ALL = 1, 2, 3
+# Schedule bits OR'ed into `parts` (the shim's encoding): the launcher's default, one grid with
+# both CTA kinds, or global-row CTAs on a side stream forked from / joined to the caller's stream.
+SCHED_DEFAULT, SCHED_ONE_GRID, SCHED_TWO_STREAM = 0, 4, 8
 
 _lib = None
 
@@ -30,8 +33,18 @@ def shim():
         lib.ortops_test_attention_workspace.restype = ctypes.c_size_t
         lib.ortops_test_attention.argtypes = [i, i, i, i, i, f, i] + [p] * 7 + [i, p, p, p, i]
         lib.ortops_test_attention.restype = i
+        if hasattr(lib, "ortops_test_attention_default_schedule"):  # older shims: one grid only
+            lib.ortops_test_attention_default_schedule.restype = i
         _lib = lib
     return _lib
+
+
+def default_schedule():
+    """SCHED_ONE_GRID or SCHED_TWO_STREAM: what the launcher does with SCHED_DEFAULT."""
+    lib = shim()
+    if not hasattr(lib, "ortops_test_attention_default_schedule"):
+        return SCHED_ONE_GRID
+    return lib.ortops_test_attention_default_schedule() << 2
 
 
 def workspace_bytes(B, S, H, D, w, dtype):

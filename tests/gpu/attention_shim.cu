@@ -27,8 +27,15 @@ size_t ortops_test_attention_workspace(int B, int S, int H, int D, int w, int dt
 }
 
 // Runs the op on `stream`. workspace may be null: then it is cudaMalloc'ed, and freed after a
-// stream sync (test convenience only). parts: 1 band, 2 global rows, 3 both (the op).
+// stream sync (test convenience only). parts, low 2 bits: 1 band, 2 global rows, 3 both (the op),
+// 0 the compaction alone; bits 2-3: schedule (0 the launcher's default, 1 one grid, 2 two streams).
 // Returns the cudaError_t as int (0 = success).
+// The schedule the launcher uses by default (ortops::cuda::multigrain::Schedule: 1 one grid,
+// 2 two streams).
+int ortops_test_attention_default_schedule() {
+  return static_cast<int>(ortops::cuda::multigrain::kDefaultSchedule);
+}
+
 int ortops_test_attention(int B, int S, int H, int D, int w, float scale, int dtype, const void* q, const void* k,
                           const void* v, const void* gq, const void* gk, const void* gv, const void* mask, int mask64,
                           void* out, void* workspace, void* stream, int parts) {
@@ -40,8 +47,11 @@ int ortops_test_attention(int B, int S, int H, int D, int w, float scale, int dt
     const size_t bytes = ortops::cuda::multigrain_attention_workspace_bytes(p, dt);
     if (cudaError_t e = cudaMalloc(&ws, bytes ? bytes : 256); e != cudaSuccess) return e;
   }
+  ortops::cuda::multigrain::RunOptions opt;
+  opt.parts = parts & 3;
+  opt.schedule = static_cast<ortops::cuda::multigrain::Schedule>((parts >> 2) & 3);
   cudaError_t err = ortops::cuda::multigrain::run_parts(p, dt, q, k, v, gq, gk, gv, mask, mask64 != 0, out, ws, st,
-                                                        parts);
+                                                        opt);
   if (!workspace) {
     const cudaError_t e2 = cudaStreamSynchronize(st);
     if (err == cudaSuccess) err = e2;

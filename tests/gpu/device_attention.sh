@@ -32,7 +32,7 @@ for step in "${STEPS[@]}"; do
         v=$(basename "$so" .so)
         ORTOPS_ATTENTION_SHIM="$PWD/$so" timeout 200 python3 benchmarks/gpu_attention.py --quick --no-flex --no-hf \
           > "$OUT/quick_$v.log" 2>&1
-        echo "quick $v rc=$?" >> "$SUMMARY"; tail -6 "$OUT/quick_$v.log" >> "$SUMMARY"
+        echo "quick $v rc=$?" >> "$SUMMARY"; tail -7 "$OUT/quick_$v.log" >> "$SUMMARY"
       done ;;
   esac
 done

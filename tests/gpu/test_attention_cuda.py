@@ -13,8 +13,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from attention_gpu_util import (  # noqa: E402
-    CUDA_ERROR_INVALID_VALUE, PARTS_BAND, PARTS_GLOBAL, SHIM_PATH, describe_mismatch, hf_longformer_attention,
-    make_inputs, make_mask, rel_err, run_op, torch_reference)
+    CUDA_ERROR_INVALID_VALUE, PARTS_ALL, PARTS_BAND, PARTS_GLOBAL, SCHED_ONE_GRID, SCHED_TWO_STREAM, SHIM_PATH,
+    describe_mismatch, hf_longformer_attention, make_inputs, make_mask, rel_err, run_op, torch_reference,
+    workspace_bytes)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available() or not SHIM_PATH.exists(),
                                 reason="needs a CUDA device and the shim (tests/gpu/build_shims.sh)")
@@ -104,23 +105,86 @@ def test_deterministic_and_parts():
     assert torch.equal(part, out)
 
 
-def test_cuda_graph_capture():
+@pytest.mark.parametrize("sched", [SCHED_ONE_GRID, SCHED_TWO_STREAM], ids=["one_grid", "two_stream"])
+def test_cuda_graph_capture(sched):
     gen = torch.Generator().manual_seed(SEED + 7)
     B, S, H, D, w = 2, 700, 2, 64, 50
     mask = torch.stack([make_mask(S, 6, "scattered", 650, gen), make_mask(S, 2, "first", 700, gen)]).cuda()
     x = make_inputs(B, S, H, D, torch.float16, True, gen)
-    from attention_gpu_util import workspace_bytes
     ws = torch.empty(workspace_bytes(B, S, H, D, w, torch.float16), dtype=torch.uint8, device="cuda")
     out = torch.full_like(x[0], float("nan"))
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):  # warm-up on the capture stream (the two-stream schedule makes its side stream)
+        assert run_op(*x, mask, H, w, out=out, workspace=ws, parts=PARTS_ALL | sched)[0] == 0
+    s.synchronize()
+    out.fill_(float("nan"))
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph, stream=s):
-        rc, _ = run_op(*x, mask, H, w, out=out, workspace=ws)
+        rc, _ = run_op(*x, mask, H, w, out=out, workspace=ws, parts=PARTS_ALL | sched)
     assert rc == 0
     graph.replay()
     torch.cuda.synchronize()
-    check("graph replay", torch.float16, out, torch_reference(*x, mask, H, w))
+    check(f"graph replay sched={sched}", torch.float16, out, torch_reference(*x, mask, H, w))
+    out.fill_(float("nan"))  # a second replay writes everything again
+    graph.replay()
+    torch.cuda.synchronize()
+    check(f"graph replay 2 sched={sched}", torch.float16, out, torch_reference(*x, mask, H, w))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+def test_two_stream_equals_one_grid(dtype):
+    # Same CTAs, other launch: bit-identical output, the int64 mask and an invalid row included.
+    gen = torch.Generator().manual_seed(SEED + 17)
+    B, S, H, D, w = 3, 1300, 3, 64, 64
+    mask = torch.stack([make_mask(S, 9, "scattered", 1250, gen), make_mask(S, 70, "first", S, gen),
+                        make_mask(S, 3, "scattered", S, gen)])
+    mask[2, 500] = 9
+    mask = mask.long().cuda()
+    x = make_inputs(B, S, H, D, dtype, True, gen)
+    rc1, one = run_op(*x, mask, H, w, parts=PARTS_ALL | SCHED_ONE_GRID)
+    rc2, two = run_op(*x, mask, H, w, parts=PARTS_ALL | SCHED_TWO_STREAM)
+    torch.cuda.synchronize()
+    assert rc1 == 0 and rc2 == 0
+    assert torch.equal(one[:2], two[:2]) and torch.isnan(two[2]).all()
+    check("two streams", dtype, two, torch_reference(*x, mask.clamp(max=2), H, w), bad_rows=(2,))
+
+
+def test_two_stream_concurrent_threads():
+    # Several host threads, each on its own stream, enqueue the two-stream schedule at once (side
+    # streams made concurrently, events never shared between callers): every result exact.
+    import threading
+    gen = torch.Generator().manual_seed(SEED + 19)
+    B, S, H, D, w = 1, 900, 2, 64, 40
+    mask = make_mask(S, 5, "scattered", S, gen)[None].cuda()
+    x = make_inputs(B, S, H, D, torch.float16, True, gen)
+    rc, ref_out = run_op(*x, mask, H, w, parts=PARTS_ALL | SCHED_ONE_GRID)
+    torch.cuda.synchronize()
+    assert rc == 0
+    n_threads, reps = 4, 6
+    outs = [[torch.full_like(x[0], float("nan")) for _ in range(reps)] for _ in range(n_threads)]
+    wss = [torch.empty(workspace_bytes(B, S, H, D, w, torch.float16), dtype=torch.uint8, device="cuda")
+           for _ in range(n_threads)]
+    streams = [torch.cuda.Stream() for _ in range(n_threads)]
+    rcs = []
+
+    def worker(t):
+        with torch.cuda.stream(streams[t]):
+            for r in range(reps):
+                rcs.append(run_op(*x, mask, H, w, out=outs[t][r], workspace=wss[t], parts=PARTS_ALL | SCHED_TWO_STREAM)[0])
+
+    for st in streams:
+        st.wait_stream(torch.cuda.current_stream())
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    torch.cuda.synchronize()
+    assert rcs == [0] * (n_threads * reps)
+    for t in range(n_threads):
+        for r in range(reps):
+            assert torch.equal(outs[t][r], ref_out), f"thread {t} call {r} differs"
 
 
 def test_invalid_mask_value_gives_nan_row():

@@ -3,14 +3,23 @@
 // the split global rows, and a simple CUDA-core float32 kernel. Design: docs/attention_cuda.md.
 //
 // Stream order on `stream` (no host sync, no allocation, graph-capturable):
-//   1. compact_mask   one CTA per batch row: int8 mask, compacted global positions, count, bad flag
+//   1. compact_mask   a few CTAs per batch row: int8 mask, compacted global positions, count,
+//                     bad flag
 //   2. flash_kernel   one launch: global-row CTAs (split over keys; the last split of a head merges
 //                     them by log-sum-exp) + band CTAs, side by side; on sm_90 a programmatic
-//                     dependent of 1, so its CTAs start and prefetch queries while 1 finishes
+//                     dependent of 1: band CTAs run their band before waiting for 1 (they need it
+//                     only for the gathered global keys and the invalid-row flag)
+// Schedule::kTwoStream instead launches the global-row CTAs on a side stream (fork after 1, join
+// back before returning) and the band CTAs on `stream`; see side_stream_for().
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <utility>
 
 #include "multigrain/attention_cuda.h"
 #include "multigrain/attention_cuda_impl.h"
@@ -24,41 +33,111 @@ namespace {
 constexpr size_t kAlign = 256;
 size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
-// One CTA per batch row. Each thread takes kCompactItems consecutive mask entries per pass; a
-// block-wide exclusive scan of the per-thread global counts places the positions in order.
+// Mask value as the kernels read it: 0, 1, 2, or 3 for anything else (invalid).
 template <typename MaskT>
-__global__ void __launch_bounds__(kCompactThreads)
-    compact_mask(const MaskT* mask, int S, int H, int8_t* mask8, int32_t* gidx, int32_t* gcount, int32_t* bad,
-                 int32_t* done) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");  // the flash kernel may start
-#endif
-  __shared__ int warp_totals[kCompactThreads / 32];
-  __shared__ int pass_total;
-  const int b = blockIdx.x, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  const MaskT* m = mask + static_cast<int64_t>(b) * S;
-  int8_t* m8 = mask8 + static_cast<int64_t>(b) * S;
-  int32_t* gi = gidx + static_cast<int64_t>(b) * S;
-  int base = 0;
-  bool any_bad = false;
-  for (int start = 0; start < S; start += kCompactThreads * kCompactItems) {
-    const int first = start + tid * kCompactItems;
-    uint32_t flags = 0;
-    int count = 0;
+__device__ __forceinline__ int mask_code(MaskT v) {
+  return v >= 0 && v <= 2 ? static_cast<int>(v) : 3;
+}
+
+// Globals (and invalid values) among m[0, end), this thread's share: coalesced 16-byte loads
+// when the row is 16-byte aligned (8 in flight per thread), else one entry per load.
+template <typename MaskT>
+__device__ __forceinline__ void count_prefix(const MaskT* __restrict__ m, int end, int& count, bool& any_bad) {
+  constexpr int kPer = 16 / sizeof(MaskT);  // entries per 16-byte load
+  constexpr int kUnroll = 8;
+  const int tid = threadIdx.x;
+  int j0 = 0;
+  if ((reinterpret_cast<uintptr_t>(m) & 15u) == 0) {
+    const int4* vec = reinterpret_cast<const int4*>(m);
+    const int nvec = end / kPer;
+    for (int i0 = 0; i0 < nvec; i0 += kCompactThreads * kUnroll) {
+      int4 x[kUnroll];
 #pragma unroll
-    for (int k = 0; k < kCompactItems; ++k) {
-      const int j = first + k;
-      if (j < S) {
-        const MaskT v = m[j];
-        const bool ok = v == 0 || v == 1 || v == 2;
-        any_bad |= !ok;
-        m8[j] = ok ? static_cast<int8_t>(v) : int8_t{3};
-        if (v == 2) {
-          flags |= 1u << k;
-          ++count;
+      for (int u = 0; u < kUnroll; ++u) {
+        const int i = i0 + u * kCompactThreads + tid;
+        x[u] = i < nvec ? __ldg(vec + i) : make_int4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        MaskT e[kPer];
+        memcpy(e, &x[u], 16);
+#pragma unroll
+        for (int k = 0; k < kPer; ++k) {
+          const int c = mask_code(e[k]);
+          count += c == kGlobal;
+          any_bad |= c == 3;
         }
       }
     }
+    j0 = nvec * kPer;
+  }
+  for (int j = j0 + tid; j < end; j += kCompactThreads) {
+    const int c = mask_code(m[j]);
+    count += c == kGlobal;
+    any_bad |= c == 3;
+  }
+}
+
+// Grid: `chunks` CTAs per batch row, CTA c compacting entries [c * chunk, (c + 1) * chunk).
+// It counts the globals before its chunk itself (a re-read of at most S - chunk entries, from
+// L2), so CTAs never wait for each other. Per pass: the mask is loaded coalesced, written as
+// int8 and staged in smem; each thread then takes kCompactItems consecutive entries from smem,
+// and a block-wide exclusive scan of the per-thread global counts places the positions in order.
+// The last chunk's CTA has seen the whole row: it writes the count and the invalid-value flag.
+template <typename MaskT>
+__global__ void __launch_bounds__(kCompactThreads)
+    compact_mask(const MaskT* __restrict__ mask, int S, int H, int chunk, int chunks, int8_t* __restrict__ mask8,
+                 int32_t* __restrict__ gidx, int32_t* __restrict__ gcount, int32_t* __restrict__ bad,
+                 int32_t* __restrict__ done) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");  // the flash kernel may start
+#endif
+  constexpr int kWarpsC = kCompactThreads / 32;
+  __shared__ int warp_totals[kWarpsC];
+  __shared__ int pass_total, s_before;
+  __shared__ __align__(16) int8_t s_code[kCompactChunk];
+  const int b = blockIdx.x / chunks, c = blockIdx.x % chunks;
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const MaskT* m = mask + static_cast<int64_t>(b) * S;
+  int8_t* m8 = mask8 + static_cast<int64_t>(b) * S;
+  int32_t* gi = gidx + static_cast<int64_t>(b) * S;
+  const int begin = c * chunk, end = min(S, begin + chunk);
+  if (tid == 0) s_before = 0;
+  int before = 0;
+  bool any_bad = false;
+  count_prefix(m, begin, before, any_bad);
+  __syncthreads();
+  before = __reduce_add_sync(0xffffffffu, before);
+  if (lane == 0 && before) atomicAdd(&s_before, before);
+  __syncthreads();
+  int base = s_before;
+  for (int start = begin; start < end; start += kCompactChunk) {
+    MaskT v[kCompactItems];
+#pragma unroll
+    for (int k = 0; k < kCompactItems; ++k) {  // every load issued before any store
+      const int j = start + k * kCompactThreads + tid;
+      v[k] = j < end ? m[j] : MaskT(0);
+    }
+#pragma unroll
+    for (int k = 0; k < kCompactItems; ++k) {
+      const int j = start + k * kCompactThreads + tid;
+      const int code = mask_code(v[k]);
+      any_bad |= code == 3;
+      if (j < end) m8[j] = static_cast<int8_t>(code);
+      s_code[k * kCompactThreads + tid] = static_cast<int8_t>(code);
+    }
+    __syncthreads();
+    const int first = start + tid * kCompactItems;
+    int8_t mine[kCompactItems];
+    memcpy(mine, s_code + tid * kCompactItems, kCompactItems);
+    uint32_t flags = 0;
+    int count = 0;
+#pragma unroll
+    for (int k = 0; k < kCompactItems; ++k)
+      if (first + k < end && mine[k] == kGlobal) {
+        flags |= 1u << k;
+        ++count;
+      }
     int incl = count;  // warp inclusive scan
 #pragma unroll
     for (int o = 1; o < 32; o *= 2) {
@@ -68,30 +147,30 @@ __global__ void __launch_bounds__(kCompactThreads)
     if (lane == 31) warp_totals[warp] = incl;
     __syncthreads();
     if (warp == 0) {
-      int x = warp_totals[lane], xi = x;
+      const int x = lane < kWarpsC ? warp_totals[lane] : 0;
+      int xi = x;
 #pragma unroll
       for (int o = 1; o < 32; o *= 2) {
         const int y = __shfl_up_sync(0xffffffffu, xi, o);
         if (lane >= o) xi += y;
       }
-      warp_totals[lane] = xi - x;  // exclusive over warps
+      if (lane < kWarpsC) warp_totals[lane] = xi - x;  // exclusive over warps
+      if (lane == kWarpsC - 1) pass_total = xi;
     }
     __syncthreads();
     int pos = base + warp_totals[warp] + incl - count;
 #pragma unroll
     for (int k = 0; k < kCompactItems; ++k)
       if (flags & (1u << k)) gi[pos++] = first + k;
-    if (tid == kCompactThreads - 1) pass_total = pos - base;  // last thread ends the pass
-    __syncthreads();
     base += pass_total;
-    __syncthreads();
+    __syncthreads();  // warp_totals, pass_total and s_code are reused by the next pass
   }
   any_bad = __syncthreads_or(any_bad);
-  if (tid == 0) {
+  if (c == chunks - 1 && tid == 0) {
     gcount[b] = base;
     bad[b] = any_bad ? 1 : 0;
   }
-  if (done)
+  if (c == 0 && done)
     for (int h = tid; h < H; h += kCompactThreads) done[static_cast<int64_t>(b) * H + h] = 0;
 }
 
@@ -190,6 +269,75 @@ cudaError_t dispatch_head_dim(const FlashParams& fp, bool pdl, cudaStream_t stre
   return launch_flash<kType, 128>(fp, pdl, stream);
 }
 
+cudaError_t dispatch(DType dtype, const FlashParams& fp, bool pdl, cudaStream_t stream) {
+  return dtype == DType::kFloat16 ? dispatch_head_dim<DType::kFloat16>(fp, pdl, stream)
+                                  : dispatch_head_dim<DType::kBFloat16>(fp, pdl, stream);
+}
+
+// Side stream of the two-stream schedule, one per (device, caller stream), created on first use
+// and kept for the process (never destroyed: destruction at exit could run after the CUDA
+// context is gone). Its mutex makes the fork / launch / join sequence atomic against other host
+// threads enqueueing on the same caller stream, so the events are never re-recorded between a
+// record and its wait. One side stream per caller stream (not one shared) keeps a capture on one
+// stream from pulling another stream's work into its graph: a side stream is only ever joined to
+// its own caller stream. The side stream has the highest priority, so its CTAs are dispatched
+// before the band CTAs queued at the same time (as the one-grid order does).
+struct SideStream {
+  std::mutex mu;
+  cudaStream_t stream = nullptr;
+  cudaEvent_t fork = nullptr, join = nullptr;
+};
+
+constexpr size_t kMaxSideStreams = 256;  // past this, new caller streams get the one-grid schedule
+
+// nullptr with cudaSuccess: no side stream for this caller stream (the table is full).
+cudaError_t side_stream_for(cudaStream_t caller, SideStream** out) {
+  static std::mutex table_mu;
+  static std::map<std::pair<int, cudaStream_t>, std::unique_ptr<SideStream>> table;
+  *out = nullptr;
+  int device = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err != cudaSuccess) return err;
+  std::lock_guard<std::mutex> lock(table_mu);
+  auto it = table.find({device, caller});
+  if (it != table.end()) {
+    *out = it->second.get();
+    return cudaSuccess;
+  }
+  if (table.size() >= kMaxSideStreams) return cudaSuccess;
+  auto side = std::make_unique<SideStream>();
+  int least = 0, greatest = 0;
+  if ((err = cudaDeviceGetStreamPriorityRange(&least, &greatest)) != cudaSuccess) return err;
+  if ((err = cudaStreamCreateWithPriority(&side->stream, cudaStreamNonBlocking, greatest)) != cudaSuccess) return err;
+  if ((err = cudaEventCreateWithFlags(&side->fork, cudaEventDisableTiming)) != cudaSuccess ||
+      (err = cudaEventCreateWithFlags(&side->join, cudaEventDisableTiming)) != cudaSuccess) {
+    if (side->fork) cudaEventDestroy(side->fork);
+    cudaStreamDestroy(side->stream);
+    return err;
+  }
+  *out = side.get();
+  table.emplace(std::make_pair(device, caller), std::move(side));
+  return cudaSuccess;
+}
+
+// Band CTAs on `stream`, global-row CTAs on the side stream: fork after the compaction (already
+// on `stream`), join back before returning.
+cudaError_t launch_two_stream(DType dtype, FlashParams fp, bool pdl, cudaStream_t stream, SideStream* side) {
+  FlashParams band = fp, glob = fp;
+  band.global_ctas = 0;
+  glob.band_ctas = 0;
+  std::lock_guard<std::mutex> lock(side->mu);
+  cudaError_t err;
+  if ((err = cudaEventRecord(side->fork, stream)) != cudaSuccess) return err;
+  if ((err = cudaStreamWaitEvent(side->stream, side->fork, 0)) != cudaSuccess) return err;
+  const cudaError_t err_glob = dispatch(dtype, glob, false, side->stream);
+  // Join even when the launch failed, so that a capture on `stream` stays well-formed.
+  if ((err = cudaEventRecord(side->join, side->stream)) != cudaSuccess) return err;
+  const cudaError_t err_band = dispatch(dtype, band, pdl, stream);
+  if ((err = cudaStreamWaitEvent(stream, side->join, 0)) != cudaSuccess) return err;
+  return err_glob != cudaSuccess ? err_glob : err_band;
+}
+
 }  // namespace
 
 SplitPlan split_plan(int64_t seq_len) {
@@ -229,7 +377,7 @@ Workspace carve_workspace(const AttentionProblem& p, DType dtype, void* base) {
 
 cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query, const void* key, const void* value,
                       const void* global_query, const void* global_key, const void* global_value, const void* mask,
-                      bool mask_is_int64, void* out, void* workspace, cudaStream_t stream, int parts) {
+                      bool mask_is_int64, void* out, void* workspace, cudaStream_t stream, const RunOptions& opt) {
   if (p.batch == 0 || p.seq_len == 0) return cudaSuccess;
   // Head sizes 8..128 in steps of 8 (16-byte rows for the 16-bit types); anything else is
   // rejected here with cudaErrorInvalidValue, as are S or B·H past 32-bit indices and arrays
@@ -242,12 +390,22 @@ cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query,
 
   const Workspace ws = carve_workspace(p, dtype, workspace);
   const int B = static_cast<int>(p.batch), S = static_cast<int>(p.seq_len), H = static_cast<int>(p.num_heads);
+  // Compaction chunks: kCompactChunk entries, more when S needs more than kCompactMaxChunks.
+  int64_t chunk = (p.seq_len + kCompactMaxChunks - 1) / kCompactMaxChunks;
+  chunk = (chunk + kCompactChunk - 1) / kCompactChunk * kCompactChunk;
+  if (chunk < kCompactChunk) chunk = kCompactChunk;
+  const int chunks = static_cast<int>((p.seq_len + chunk - 1) / chunk);
+  const int64_t compact_ctas = p.batch * chunks;
+  if (compact_ctas > INT32_MAX) return cudaErrorInvalidValue;
+  const unsigned grid_c = static_cast<unsigned>(compact_ctas);
   if (mask_is_int64)
-    compact_mask<int64_t><<<B, kCompactThreads, 0, stream>>>(static_cast<const int64_t*>(mask), S, H, ws.mask, ws.gidx,
-                                                             ws.gcount, ws.bad, ws.done);
+    compact_mask<int64_t><<<grid_c, kCompactThreads, 0, stream>>>(static_cast<const int64_t*>(mask), S, H,
+                                                                  static_cast<int>(chunk), chunks, ws.mask, ws.gidx,
+                                                                  ws.gcount, ws.bad, ws.done);
   else
-    compact_mask<int32_t><<<B, kCompactThreads, 0, stream>>>(static_cast<const int32_t*>(mask), S, H, ws.mask, ws.gidx,
-                                                             ws.gcount, ws.bad, ws.done);
+    compact_mask<int32_t><<<grid_c, kCompactThreads, 0, stream>>>(static_cast<const int32_t*>(mask), S, H,
+                                                                  static_cast<int>(chunk), chunks, ws.mask, ws.gidx,
+                                                                  ws.gcount, ws.bad, ws.done);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
 
@@ -255,6 +413,7 @@ cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query,
   fp.q = query, fp.k = key, fp.v = value, fp.gq = global_query, fp.gk = global_key, fp.gv = global_value;
   fp.out = out;
   fp.mask = ws.mask, fp.gidx = ws.gidx, fp.gcount = ws.gcount, fp.bad = ws.bad;
+  fp.mask_in = mask, fp.mask64 = mask_is_int64 ? 1 : 0;
   fp.part_o = ws.part_o, fp.part_lse = ws.part_lse, fp.done = ws.done;
   fp.ld = p.hidden();
   fp.B = B, fp.S = S, fp.H = static_cast<int>(p.num_heads), fp.D = static_cast<int>(p.head_dim);
@@ -271,14 +430,20 @@ cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query,
   fp.chunk = sp.chunk, fp.splits = sp.splits;
   fp.q_tiles = (S + 63) / 64;
   const int BH = B * fp.H;
-  fp.global_ctas = (parts & kGlobalRows) ? (sp.splits + kExtraCtas) * BH : 0;
-  fp.band_ctas = (parts & kBand) ? fp.q_tiles * BH : 0;
+  fp.global_ctas = (opt.parts & kGlobalRows) ? (sp.splits + kExtraCtas) * BH : 0;
+  fp.band_ctas = (opt.parts & kBand) ? fp.q_tiles * BH : 0;
   // Programmatic dependent launch needs sm_90; the attribute query is a host call (no sync).
   int device = 0, major = 0;
   if ((err = cudaGetDevice(&device)) != cudaSuccess) return err;
   if ((err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device)) != cudaSuccess) return err;
-  return dtype == DType::kFloat16 ? dispatch_head_dim<DType::kFloat16>(fp, major >= 9, stream)
-                                  : dispatch_head_dim<DType::kBFloat16>(fp, major >= 9, stream);
+  const bool pdl = major >= 9;
+  const Schedule schedule = opt.schedule == Schedule::kDefault ? kDefaultSchedule : opt.schedule;
+  if (schedule == Schedule::kTwoStream && fp.global_ctas > 0 && fp.band_ctas > 0) {
+    SideStream* side = nullptr;
+    if ((err = side_stream_for(stream, &side)) != cudaSuccess) return err;
+    if (side) return launch_two_stream(dtype, fp, pdl, stream, side);
+  }
+  return dispatch(dtype, fp, pdl, stream);
 }
 
 }  // namespace multigrain
@@ -293,7 +458,7 @@ cudaError_t multigrain_attention(const AttentionProblem& p, DType dtype, const v
                                  const void* global_value, const void* mask, bool mask_is_int64, void* out,
                                  void* workspace, cudaStream_t stream) {
   return multigrain::run_parts(p, dtype, query, key, value, global_query, global_key, global_value, mask,
-                               mask_is_int64, out, workspace, stream, multigrain::kAllParts);
+                               mask_is_int64, out, workspace, stream, multigrain::RunOptions{});
 }
 
 }  // namespace ortops::cuda

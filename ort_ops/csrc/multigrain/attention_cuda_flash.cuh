@@ -90,6 +90,17 @@ __device__ __forceinline__ void wait_for_compaction() {
 #endif
 }
 
+// The op's mask entry as 0, 1, 2, or 3 for an invalid value (band CTAs read it before the
+// compaction has finished).
+__device__ __forceinline__ int mask_in(const FlashParams& fp, int64_t idx) {
+  if (fp.mask64) {
+    const long long v = static_cast<const long long*>(fp.mask_in)[idx];
+    return v >= 0 && v <= 2 ? static_cast<int>(v) : 3;
+  }
+  const int v = static_cast<const int*>(fp.mask_in)[idx];
+  return v >= 0 && v <= 2 ? v : 3;
+}
+
 }  // namespace dev
 
 // What a CTA computes: which query rows, which keys, where the result goes.
@@ -129,14 +140,23 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
   const T* gQ = static_cast<const T*>(band ? fp.q : fp.gq) + head_off;
   const T* gK = static_cast<const T*>(band ? fp.k : fp.gk) + head_off;
   const T* gV = static_cast<const T*>(band ? fp.v : fp.gv) + head_off;
-  const int8_t* gMask = fp.mask + static_cast<int64_t>(b) * S;
-  const int32_t* gIdx = fp.gidx + static_cast<int64_t>(b) * S;
-  const int G = fp.gcount[b];
+  const int64_t mrow = static_cast<int64_t>(b) * S;
+  const int8_t* gMask = fp.mask + mrow;
+  const int32_t* gIdx = fp.gidx + mrow;
   const int q0 = tile * Tr::kBlockM;  // band: first query row; global: first global slot
 
-  // Blocks: band CTAs first walk the ceil(G / 64) gathered global-key blocks, then the band.
-  const int n_gathered = band ? (G + Tr::kBlockN - 1) / Tr::kBlockN : 0;
-  const int n_blocks = n_gathered + (key_end - key_begin + Tr::kBlockN - 1) / Tr::kBlockN;
+  // Blocks: first the key range [key_begin, key_end); band CTAs then walk the ceil(G / 64)
+  // gathered global-key blocks. Band CTAs wait for the compaction (G, gidx) only when they are
+  // about to load the first gathered block: the band itself needs only the op's mask.
+  const int n_range = (key_end - key_begin + Tr::kBlockN - 1) / Tr::kBlockN;
+  int G = band ? -1 : fp.gcount[b];
+  int n_blocks = n_range;
+  auto need_globals = [&]() {
+    if (G >= 0) return;
+    dev::wait_for_compaction();
+    G = fp.gcount[b];
+    n_blocks = n_range + (G + Tr::kBlockN - 1) / Tr::kBlockN;
+  };
 
   // Q tile: band rows were issued by load_band_q; global rows are gathered: gidx[q0..].
   if (!band)
@@ -151,8 +171,8 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
   // Issues the loads of block n into buffer buf; returns this thread's share of "every key of
   // the block is valid" (for the barrier's AND).
   auto load_block = [&](int n, int buf) -> bool {
-    const bool gathered = n < n_gathered;
-    const int kb = gathered ? n * Tr::kBlockN : key_begin + (n - n_gathered) * Tr::kBlockN;
+    const bool gathered = n >= n_range;
+    const int kb = gathered ? (n - n_range) * Tr::kBlockN : key_begin + n * Tr::kBlockN;
     T* dK = sK + buf * Tr::kTileElems;
     T* dV = sV + buf * Tr::kTileElems;
 #pragma unroll
@@ -173,7 +193,7 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
       if (gathered)
         valid = j < G;
       else if (band)
-        valid = j < key_end && gMask[j] == kLocal;  // padding and global keys leave the band
+        valid = j < key_end && dev::mask_in(fp, mrow + j) == kLocal;  // padding and global keys leave the band
       else
         valid = j < key_end && gMask[j] != kPadding;
       sValid[buf * Tr::kBlockN + tid] = valid;
@@ -181,6 +201,7 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
     return valid;
   };
 
+  if (n_range == 0) need_globals();
   bool pred_next = load_block(0, 0);
   dev::cp_async_commit();
 
@@ -205,6 +226,7 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
         dev::ldsm_x4(dev::smem_u32(sQ + r * Tr::kStride + c), q_frag[ks]);
       }
     }
+    if (n + 1 >= n_range) need_globals();  // block n + 1 is gathered, or the last block
     if (n + 1 < n_blocks) pred_next = load_block(n + 1, buf ^ 1);
     dev::cp_async_commit();
 
@@ -231,8 +253,8 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
       for (int e = 0; e < 4; ++e) acc_s[nt][e] *= scale_log2;
 
     // Per-element mask only on edge blocks.
-    const bool gathered = n < n_gathered;
-    const int kb = gathered ? 0 : key_begin + (n - n_gathered) * Tr::kBlockN;
+    const bool gathered = n >= n_range;
+    const int kb = gathered ? 0 : key_begin + n * Tr::kBlockN;
     const bool window_edge = band && !gathered &&
                              !(kb >= q0 + Tr::kBlockM - 1 - w && kb + Tr::kBlockN - 1 <= q0 + w);
     if (!all_valid || window_edge) {
@@ -297,7 +319,9 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
     }
   }
 
-  // Epilogue: normalize and store.
+  // Epilogue: normalize and store. A band tile of a batch row with an invalid mask value writes
+  // NaN on all its rows (the global-row CTAs of that row write nothing).
+  const bool bad_row = band && fp.bad[b];
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr) {
     float l = row_sum[rr];
@@ -322,9 +346,13 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
     if (band) {
       row = q0 + r;
       if (row >= S) continue;
-      const int8_t mv = gMask[row];
-      if (mv == kGlobal) continue;         // the global-row CTAs own it
-      if (mv == kPadding) scale_out = 0.f;  // padding rows are 0
+      const int mv = dev::mask_in(fp, mrow + row);
+      if (bad_row) {
+        scale_out = __int_as_float(0x7fc00000);
+      } else {
+        if (mv == kGlobal) continue;          // the global-row CTAs own it
+        if (mv == kPadding) scale_out = 0.f;  // padding rows are 0
+      }
     } else {
       const int slot = q0 + r;
       if (slot >= G) continue;
@@ -417,17 +445,6 @@ __global__ void __launch_bounds__(FlashTraits<kHeadDim>::kThreads, FlashTraits<k
   const int bh = cta / fp.q_tiles, tile = cta % fp.q_tiles, b = bh / fp.H, h = bh % fp.H;
   const int q0 = tile * Tr::kBlockM;
   load_band_q<kType, kHeadDim>(fp, smem, b, h, q0);
-  dev::wait_for_compaction();
-  if (fp.bad[b]) {
-    dev::cp_async_wait_all();  // invalid mask value in this batch row: NaN out (no host check is possible)
-    T* o = static_cast<T*>(fp.out) + static_cast<int64_t>(b) * fp.S * fp.ld + static_cast<int64_t>(h) * fp.D;
-    const T nan = T(__int_as_float(0x7fc00000));
-    for (int i = threadIdx.x; i < Tr::kBlockM * fp.D; i += Tr::kThreads) {
-      const int r = q0 + i / fp.D;
-      if (r < fp.S) o[r * fp.ld + i % fp.D] = nan;
-    }
-    return;
-  }
   const int k0 = max(0, q0 - fp.w);
   const int k1 = static_cast<int>(min(static_cast<long long>(fp.S), static_cast<long long>(q0) + Tr::kBlockM + fp.w));
   attend_tile<kType, kHeadDim>(fp, smem, TileKind::kBand, b, h, tile, k0, k1, 0);

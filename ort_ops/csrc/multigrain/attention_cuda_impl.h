@@ -38,7 +38,9 @@ Workspace carve_workspace(const AttentionProblem& p, DType dtype, void* base);
 struct FlashParams {
   const void *q, *k, *v, *gq, *gk, *gv;
   void* out;
-  const int8_t* mask;
+  const int8_t* mask;      // [B, S] int8 mask from the compaction (global-row CTAs, fp32 kernel)
+  const void* mask_in;     // [B, S] the op's int32 / int64 mask: band CTAs read it directly, so
+  int mask64;              //   they need the compaction only for their gathered global keys
   const int32_t* gidx;
   const int32_t* gcount;
   const int32_t* bad;
@@ -60,9 +62,22 @@ struct FlashParams {
 template <DType kType, int kHeadDim>
 cudaError_t launch_flash(const FlashParams& fp, bool pdl, cudaStream_t stream);
 
-// The whole op with a choice of parts (multigrain_attention == parts kAllParts).
+// How the coarse (band) and fine (global-row) CTAs are launched.
+//   kOneGrid:   one flash_kernel launch holds both kinds (global-row CTAs first in the grid).
+//   kTwoStream: band CTAs on the caller's stream; global-row CTAs (and their merge) on a side
+//               stream forked from it after the compaction and joined back with events.
+enum class Schedule : int { kDefault = 0, kOneGrid = 1, kTwoStream = 2 };
+// The launcher's choice (measured on the H200, docs/attention_cuda.md).
+constexpr Schedule kDefaultSchedule = Schedule::kOneGrid;
+
+struct RunOptions {
+  int parts = kAllParts;
+  Schedule schedule = Schedule::kDefault;
+};
+
+// The whole op with a choice of parts and schedule (multigrain_attention == default options).
 cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query, const void* key, const void* value,
                       const void* global_query, const void* global_key, const void* global_value, const void* mask,
-                      bool mask_is_int64, void* out, void* workspace, cudaStream_t stream, int parts);
+                      bool mask_is_int64, void* out, void* workspace, cudaStream_t stream, const RunOptions& opt);
 
 }  // namespace ortops::cuda::multigrain

@@ -57,7 +57,13 @@ struct FlashTraits {
 constexpr int kMinChunk = 256;     // keys per split at S <= 4096 (512: global part 21 us at S = 4096, G = 8)
 constexpr int kMaxSplits = 16;     // bounds the partial buffer: splits x B x H x 64 x D floats
 constexpr int kExtraCtas = 4;      // CTAs per (b, h) for global tiles 1.. (G > 64)
-constexpr int kCompactThreads = 1024;
-constexpr int kCompactItems = 16;  // mask entries per thread per pass of the compaction kernel
+// Mask compaction: a row is cut into chunks of kCompactChunk entries (more when S is long, so that
+// a row has at most kCompactMaxChunks), one CTA each. A CTA counts the globals before its chunk
+// (coalesced 16-byte loads of the mask, no inter-CTA communication), then compacts its chunk in
+// passes of kCompactThreads x kCompactItems entries.
+constexpr int kCompactThreads = 256;
+constexpr int kCompactItems = 8;                                // entries per thread per pass
+constexpr int kCompactChunk = kCompactThreads * kCompactItems;  // 2048: one pass
+constexpr int kCompactMaxChunks = 64;
 
 }  // namespace ortops::cuda::multigrain
