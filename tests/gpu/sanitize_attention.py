@@ -1,12 +1,13 @@
 """Small MultigrainAttention run for compute-sanitizer (memcheck / racecheck / initcheck):
   compute-sanitizer --tool memcheck python3 tests/gpu/sanitize_attention.py
-Every dtype and the three head-dim instances, padding, scattered globals, G > 64, an invalid mask
-row. Prints the relative error per run."""
+Every dtype and the three head-dim instances, padding, scattered globals (G <= 16: the narrow
+global tiles), G > 64, an invalid mask row; both schedules (one grid, two streams). Prints the relative error per run."""
 import sys
 
 import torch
 
-from attention_gpu_util import make_inputs, make_mask, rel_err, run_op, torch_reference
+from attention_gpu_util import (PARTS_ALL, SCHED_ONE_GRID, SCHED_TWO_STREAM, make_inputs, make_mask, rel_err, run_op,
+                                torch_reference)
 
 gen = torch.Generator().manual_seed(5)
 B, S, H, w = 3, 203, 2, 9
@@ -15,14 +16,15 @@ mask = torch.stack([make_mask(S, 4, "scattered", 190, gen), make_mask(S, 70, "sc
 mask[2, 100] = 7  # invalid value: that row becomes NaN
 mask = mask.cuda()
 worst = 0.0
-for dtype in (torch.float32, torch.float16, torch.bfloat16):
-    for D in (32, 64, 128):
-        x = make_inputs(B, S, H, D, dtype, True, gen)
-        rc, out = run_op(*x, mask, H, w)
-        torch.cuda.synchronize()
-        if rc != 0:
-            sys.exit(f"launcher error {rc}")
-        err = rel_err(out[:2], torch_reference(*x, mask, H, w)[:2])
-        worst = max(worst, err)
-        print(f"{dtype} D={D}: rel={err:.2e} nan_row_ok={bool(torch.isnan(out[2]).all())}")
+runs = [(dtype, D, 0) for dtype in (torch.float32, torch.float16, torch.bfloat16) for D in (32, 64, 128)]
+runs += [(torch.float16, 64, SCHED_ONE_GRID), (torch.float16, 64, SCHED_TWO_STREAM)]  # both schedules
+for dtype, D, sched in runs:
+    x = make_inputs(B, S, H, D, dtype, True, gen)
+    rc, out = run_op(*x, mask, H, w, parts=PARTS_ALL | sched)
+    torch.cuda.synchronize()
+    if rc != 0:
+        sys.exit(f"launcher error {rc}")
+    err = rel_err(out[:2], torch_reference(*x, mask, H, w)[:2])
+    worst = max(worst, err)
+    print(f"{dtype} D={D} sched={sched}: rel={err:.2e} nan_row_ok={bool(torch.isnan(out[2]).all())}")
 print(f"sanitize case done, worst rel {worst:.2e}")

@@ -121,7 +121,10 @@ __device__ void load_band_q(const FlashParams& fp, unsigned char* smem, int b, i
   }
 }
 
-template <DType kType, int kHeadDim>
+// kNarrow (global-row split tiles with G <= 16): the 4 warps share query rows 0..15 and each
+// takes 16 of a block's 64 keys; their partial softmaxes are merged through smem at the end. A
+// quarter of the tensor work of a 64-row tile, which would compute 48 empty rows at G <= 16.
+template <DType kType, int kHeadDim, bool kNarrow = false>
 __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind kind, int b, int h, int tile,
                             int key_begin, int key_end, int split) {
   using Tr = FlashTraits<kHeadDim>;
@@ -213,7 +216,9 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
   uint32_t q_frag[Tr::kKSteps][4];
   const float scale_log2 = fp.scale_log2;
-  const int warp_row0 = warp * Tr::kRowsPerWarp;
+  const int warp_row0 = kNarrow ? 0 : warp * Tr::kRowsPerWarp;
+  constexpr int kNT = kNarrow ? 2 : Tr::kNTiles;  // n8 score tiles per warp and block
+  const int key0 = kNarrow ? warp * 16 : 0;         // the warp's first key column in a block
 
   for (int n = 0; n < n_blocks; ++n) {
     const int buf = n & 1;
@@ -232,23 +237,23 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
 
     // S = Q Kᵀ for this warp's 16 rows x 64 keys.
     const T* cK = sK + buf * Tr::kTileElems;
-    float acc_s[Tr::kNTiles][4];
+    float acc_s[kNT][4];
 #pragma unroll
-    for (int nt = 0; nt < Tr::kNTiles; ++nt)
+    for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc_s[nt][e] = 0.f;
 #pragma unroll
     for (int ks = 0; ks < Tr::kKSteps; ++ks)
 #pragma unroll
-      for (int np = 0; np < Tr::kNTiles / 2; ++np) {
+      for (int np = 0; np < kNT / 2; ++np) {
         uint32_t kf[4];
-        const int r = np * 16 + (lane & 7) + ((lane >> 4) << 3), c = ks * 16 + ((lane >> 3) & 1) * 8;
+        const int r = key0 + np * 16 + (lane & 7) + ((lane >> 4) << 3), c = ks * 16 + ((lane >> 3) & 1) * 8;
         dev::ldsm_x4(dev::smem_u32(cK + r * Tr::kStride + c), kf);
         dev::mma16816<kType>(acc_s[2 * np], q_frag[ks], kf[0], kf[1]);
         dev::mma16816<kType>(acc_s[2 * np + 1], q_frag[ks], kf[2], kf[3]);
       }
 #pragma unroll
-    for (int nt = 0; nt < Tr::kNTiles; ++nt)
+    for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc_s[nt][e] *= scale_log2;
 
@@ -260,10 +265,10 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
     if (!all_valid || window_edge) {
       const int8_t* valid = sValid + buf * Tr::kBlockN;
 #pragma unroll
-      for (int nt = 0; nt < Tr::kNTiles; ++nt)
+      for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const int kk = nt * 8 + 2 * t4 + (e & 1);
+          const int kk = key0 + nt * 8 + 2 * t4 + (e & 1);
           bool ok = valid[kk] != 0;
           if (window_edge) {
             const int i = q0 + warp_row0 + g + (e >> 1) * 8;
@@ -279,7 +284,7 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
     for (int rr = 0; rr < 2; ++rr) {
       float mx = row_max[rr];
 #pragma unroll
-      for (int nt = 0; nt < Tr::kNTiles; ++nt) mx = fmaxf(mx, fmaxf(acc_s[nt][2 * rr], acc_s[nt][2 * rr + 1]));
+      for (int nt = 0; nt < kNT; ++nt) mx = fmaxf(mx, fmaxf(acc_s[nt][2 * rr], acc_s[nt][2 * rr + 1]));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       const float m_use = mx == -INFINITY ? 0.f : mx;  // a row with no valid key yet stays 0
@@ -287,7 +292,7 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
       row_max[rr] = mx;
       float sum = 0.f;
 #pragma unroll
-      for (int nt = 0; nt < Tr::kNTiles; ++nt) {
+      for (int nt = 0; nt < kNT; ++nt) {
         acc_s[nt][2 * rr] = exp2f(acc_s[nt][2 * rr] - m_use);
         acc_s[nt][2 * rr + 1] = exp2f(acc_s[nt][2 * rr + 1] - m_use);
         sum += acc_s[nt][2 * rr] + acc_s[nt][2 * rr + 1];
@@ -303,7 +308,7 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
     // O += P V: the S accumulators are re-packed in place as the A operand.
     const T* cV = sV + buf * Tr::kTileElems;
 #pragma unroll
-    for (int kk = 0; kk < Tr::kPvSteps; ++kk) {
+    for (int kk = 0; kk < kNT / 2; ++kk) {
       const uint32_t pa[4] = {dev::pack2<kType>(acc_s[2 * kk][0], acc_s[2 * kk][1]),
                               dev::pack2<kType>(acc_s[2 * kk][2], acc_s[2 * kk][3]),
                               dev::pack2<kType>(acc_s[2 * kk + 1][0], acc_s[2 * kk + 1][1]),
@@ -311,12 +316,72 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
 #pragma unroll
       for (int dp = 0; dp < Tr::kDTiles / 2; ++dp) {
         uint32_t vf[4];
-        const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = dp * 16 + (lane >> 4) * 8;
+        const int r = key0 + kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = dp * 16 + (lane >> 4) * 8;
         dev::ldsm_x4_trans(dev::smem_u32(cV + r * Tr::kStride + c), vf);
         dev::mma16816<kType>(acc_o[2 * dp], pa, vf[0], vf[1]);
         dev::mma16816<kType>(acc_o[2 * dp + 1], pa, vf[2], vf[3]);
       }
     }
+  }
+
+  if constexpr (kNarrow) {
+    // Merge the 4 warps' partials of rows 0..15 (each over its quarter of every block) into one
+    // normalized partial per row + its log2-sum-exp, as a 64-row split tile writes them.
+    __syncthreads();  // every warp is done with the K/V tiles: smem is reused
+    float* sM = reinterpret_cast<float*>(smem);  // [warp][16] running max
+    float* sL = sM + Tr::kWarps * 16;              // [warp][16] sum
+    float* sO = sL + Tr::kWarps * 16;              // [warp][16][kHeadDim] rescaled partial outputs
+    static_assert((2 * 4 * 16 + 4 * 16 * kHeadDim) * 4 <= Tr::kSmemBytes, "narrow merge fits the tiles' smem");
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      float l = row_sum[rr];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      if (t4 == 0) {
+        sM[warp * 16 + g + rr * 8] = row_max[rr];
+        sL[warp * 16 + g + rr * 8] = l;
+      }
+    }
+    __syncthreads();
+    // Row r's merged max, sum: m = max_w m_w, L = sum_w l_w 2^(m_w - m) (empty warps count 0).
+    auto merged = [&](int r, float& m, float& L) {
+      m = -INFINITY;
+#pragma unroll
+      for (int w2 = 0; w2 < Tr::kWarps; ++w2) m = fmaxf(m, sM[w2 * 16 + r]);
+      L = 0.f;
+#pragma unroll
+      for (int w2 = 0; w2 < Tr::kWarps; ++w2) {
+        const float mw = sM[w2 * 16 + r];
+        if (mw != -INFINITY) L += sL[w2 * 16 + r] * exp2f(mw - m);
+      }
+    };
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      const int r = g + rr * 8;
+      float m, L;
+      merged(r, m, L);
+      const float f = row_max[rr] == -INFINITY || L == 0.f ? 0.f : exp2f(row_max[rr] - m) / L;
+      float* o = sO + (warp * 16 + r) * kHeadDim;
+#pragma unroll
+      for (int d = 0; d < Tr::kDTiles; ++d)
+        *reinterpret_cast<float2*>(o + d * 8 + 2 * t4) = make_float2(acc_o[d][2 * rr] * f, acc_o[d][2 * rr + 1] * f);
+    }
+    __syncthreads();
+    const int rows = min(G, 16);
+    const int64_t prow0 = ((static_cast<int64_t>(b) * fp.H + h) * fp.splits + split) * Tr::kBlockM;
+    for (int e = tid; e < rows * D; e += Tr::kThreads) {
+      const int r = e / D, col = e % D;
+      float acc = 0.f;
+#pragma unroll
+      for (int w2 = 0; w2 < Tr::kWarps; ++w2) acc += sO[(w2 * 16 + r) * kHeadDim + col];
+      fp.part_o[(prow0 + r) * D + col] = acc;
+    }
+    if (tid < rows) {
+      float m, L;
+      merged(tid, m, L);
+      fp.part_lse[prow0 + tid] = L > 0.f ? m + log2f(L) : -INFINITY;
+    }
+    return;
   }
 
   // Epilogue: normalize and store. A band tile of a batch row with an invalid mask value writes
@@ -430,8 +495,11 @@ __global__ void __launch_bounds__(FlashTraits<kHeadDim>::kThreads, FlashTraits<k
     const int G = fp.gcount[b];
     if (x < fp.splits) {
       if (G == 0) return;
-      const int k0 = x * fp.chunk;
-      attend_tile<kType, kHeadDim>(fp, smem, TileKind::kGlobalSplit, b, h, 0, k0, min(fp.S, k0 + fp.chunk), x);
+      const int k0 = x * fp.chunk, k1 = min(fp.S, k0 + fp.chunk);
+      if (G <= 16)
+        attend_tile<kType, kHeadDim, true>(fp, smem, TileKind::kGlobalSplit, b, h, 0, k0, k1, x);
+      else
+        attend_tile<kType, kHeadDim>(fp, smem, TileKind::kGlobalSplit, b, h, 0, k0, k1, x);
       combine_splits<kType, kHeadDim>(fp, smem, b, h);
     } else {
       for (int t = 1 + (x - fp.splits); t * Tr::kBlockM < G; t += kExtraCtas) {
