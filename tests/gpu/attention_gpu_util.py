@@ -34,17 +34,18 @@ def shim():
         lib.ortops_test_attention.argtypes = [i, i, i, i, i, f, i] + [p] * 7 + [i, p, p, p, i]
         lib.ortops_test_attention.restype = i
         if hasattr(lib, "ortops_test_attention_default_schedule"):  # older shims: one grid only
+            lib.ortops_test_attention_default_schedule.argtypes = [i, i]
             lib.ortops_test_attention_default_schedule.restype = i
         _lib = lib
     return _lib
 
 
-def default_schedule():
-    """SCHED_ONE_GRID or SCHED_TWO_STREAM: what the launcher does with SCHED_DEFAULT."""
+def default_schedule(B, S):
+    """SCHED_ONE_GRID or SCHED_TWO_STREAM: what the launcher does with SCHED_DEFAULT at this size."""
     lib = shim()
     if not hasattr(lib, "ortops_test_attention_default_schedule"):
         return SCHED_ONE_GRID
-    return lib.ortops_test_attention_default_schedule() << 2
+    return lib.ortops_test_attention_default_schedule(B, S) << 2
 
 
 def workspace_bytes(B, S, H, D, w, dtype):

@@ -30,10 +30,10 @@ size_t ortops_test_attention_workspace(int B, int S, int H, int D, int w, int dt
 // stream sync (test convenience only). parts, low 2 bits: 1 band, 2 global rows, 3 both (the op),
 // 0 the compaction alone; bits 2-3: schedule (0 the launcher's default, 1 one grid, 2 two streams).
 // Returns the cudaError_t as int (0 = success).
-// The schedule the launcher uses by default (ortops::cuda::multigrain::Schedule: 1 one grid,
-// 2 two streams).
-int ortops_test_attention_default_schedule() {
-  return static_cast<int>(ortops::cuda::multigrain::kDefaultSchedule);
+// The schedule the launcher uses by default at this size (ortops::cuda::multigrain::Schedule:
+// 1 one grid, 2 two streams).
+int ortops_test_attention_default_schedule(int B, int S) {
+  return static_cast<int>(ortops::cuda::multigrain::default_schedule(B, S));
 }
 
 int ortops_test_attention(int B, int S, int H, int D, int w, float scale, int dtype, const void* q, const void* k,

@@ -437,7 +437,7 @@ cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query,
   if ((err = cudaGetDevice(&device)) != cudaSuccess) return err;
   if ((err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device)) != cudaSuccess) return err;
   const bool pdl = major >= 9;
-  const Schedule schedule = opt.schedule == Schedule::kDefault ? kDefaultSchedule : opt.schedule;
+  const Schedule schedule = opt.schedule == Schedule::kDefault ? default_schedule(p.batch, p.seq_len) : opt.schedule;
   if (schedule == Schedule::kTwoStream && fp.global_ctas > 0 && fp.band_ctas > 0) {
     SideStream* side = nullptr;
     if ((err = side_stream_for(stream, &side)) != cudaSuccess) return err;

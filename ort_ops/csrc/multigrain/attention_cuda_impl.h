@@ -67,9 +67,13 @@ cudaError_t launch_flash(const FlashParams& fp, bool pdl, cudaStream_t stream);
 //   kTwoStream: band CTAs on the caller's stream; global-row CTAs (and their merge) on a side
 //               stream forked from it after the compaction and joined back with events.
 enum class Schedule : int { kDefault = 0, kOneGrid = 1, kTwoStream = 2 };
-// The launcher's choice: two streams measured faster at S = 4096 and no slower at S = 16384
-// (H200, docs/attention_cuda.md).
-constexpr Schedule kDefaultSchedule = Schedule::kTwoStream;
+// The launcher's choice, by size (H200, 2026-11-29, docs/attention_cuda.md): two streams up to
+// 4096 tokens per call (B·S), 3% faster than one grid at B 1, S 4096; one grid above (1-2.5%
+// faster at B 1, S 16384; equal within noise at B 8).
+constexpr int64_t kTwoStreamMaxTokens = 4096;
+inline Schedule default_schedule(int64_t batch, int64_t seq_len) {
+  return batch * seq_len <= kTwoStreamMaxTokens ? Schedule::kTwoStream : Schedule::kOneGrid;
+}
 
 struct RunOptions {
   int parts = kAllParts;
