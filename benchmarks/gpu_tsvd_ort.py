@@ -1,13 +1,17 @@
-"""TSVDMatMul vs ORT MatMul (cuBLAS), plain global low-rank (two MatMuls) and MatMulNBits (4-bit,
-block 32), all as ORT CUDA-EP sessions in float16 with IO binding (issue 4's benchmark).
+"""TSVDMatMul vs ORT MatMul (cuBLAS), plain global low-rank (two MatMuls, same parameter count) and
+MatMulNBits (4-bit, block 32; M <= 16), all as ORT CUDA-EP sessions in float16 with IO binding
+(issue 4's benchmark).
 
-Each model holds L independent nodes with distinct weights on one input A (so weights stream from
-HBM and the per-Run overhead is shared); time per node = median Run time / L. Needs onnxruntime-gpu
-and a CUDA build of the op library (ORTOPS_LIBRARY or the installed package); on the lab's GPU
-machine: `source /tmp/ort-gpu/env.sh` first. Not yet run (2026-11-29): written beside the
-kernel-level benchmarks/gpu_tsvd.py, whose numbers docs/tsvd_cuda.md reports.
+Each model holds L independent nodes with distinct weights on one input A, L chosen so a model's
+weights (up to 256 MB) stream from HBM, not the 60 MB L2, and the per-Run overhead is shared; time
+per node = median Run time / L. One session per (K x N, kind) serves every M (A's first dim is
+symbolic). Weights are slices of one random pool at distinct offsets (distinct bytes per node,
+no per-model random generation). "roofline": bytes the node must move (factors + A + Y) / time,
+as a fraction of the copy bandwidth measured in the same run (torch device-to-device copy).
+Needs onnxruntime-gpu and a CUDA build of the op library (ORTOPS_LIBRARY or the installed
+package); on the lab's GPU machine `source /tmp/ort-gpu/env.sh` first.
 
-Usage: python benchmarks/gpu_tsvd_ort.py [--quick] [--out DIR]
+Usage: python benchmarks/gpu_tsvd_ort.py [--quick] [--ms 1,16] [--shapes 4096x4096] [--out DIR]
 """
 from __future__ import annotations
 
@@ -28,11 +32,26 @@ import ort_ops  # noqa: E402
 SHAPES = [(768, 3072), (3072, 768), (4096, 4096), (4096, 14336)]
 MS, CS, TILES = [1, 16, 128, 1024, 8192], [2, 4, 8], [128, 256]
 F16 = TensorProto.FLOAT16
-MAX_WEIGHT_BYTES = 1.5e9  # one model < 2 GB protobuf limit
+MAX_WEIGHT_BYTES = 256e6  # per model: 4x the 60 MB L2, well under the 2 GB protobuf limit
+_POOL = None
 
 
 def n_nodes(bytes_per_node):
     return int(max(2, min(48, MAX_WEIGHT_BYTES // max(bytes_per_node, 1))))
+
+
+def pool_slice(n, offset, dtype=np.float16):
+    """n values of a shared random pool (64 Mi fp16 normals) starting at a node-specific offset
+    (unscaled: the values only have to be finite and distinct per node for a timing)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = np.random.default_rng(0).standard_normal(1 << 26, dtype=np.float32).astype(np.float16)
+    if dtype == np.uint8:
+        raw = _POOL.view(np.uint8)
+        start = (offset * 7919) % (raw.size - n) if raw.size > n else 0
+        return np.resize(raw[start:start + n], n)
+    start = (offset * 7919) % (_POOL.size - n) if _POOL.size > n else 0
+    return np.resize(_POOL[start:start + n], n)
 
 
 def model(nodes, inits, K, outs):
@@ -44,95 +63,152 @@ def model(nodes, inits, K, outs):
     return m.SerializeToString()
 
 
-def f16(rng, *shape, scale=1.0):
-    return (rng.standard_normal(shape, dtype=np.float32) * scale).astype(np.float16)
+def init(name, shape, offset, dtype=np.float16):
+    return numpy_helper.from_array(pool_slice(int(np.prod(shape)), offset, dtype).reshape(shape), name)
 
 
-def build(kind, K, N, rng, c=None, t=None):
-    nodes, inits, outs = [], [], []
+def build(kind, K, N, c=None, t=None):
+    """(serialized model, output names, weight bytes per node)."""
+    nodes, inits = [], []
     if kind == "dense":
-        L = n_nodes(K * N * 2)
-        for i in range(L):
-            inits.append(numpy_helper.from_array(f16(rng, K, N, scale=K ** -0.5), f"W{i}"))
+        per = K * N * 2
+        for i in range(n_nodes(per)):
+            inits.append(init(f"W{i}", (K, N), i))
             nodes.append(helper.make_node("MatMul", ["A", f"W{i}"], [f"Y{i}"]))
     elif kind == "lowrank":
         R = max(1, round(K * N / (c * (K + N))))
-        L = n_nodes(R * (K + N) * 2)
-        for i in range(L):
-            inits += [numpy_helper.from_array(f16(rng, K, R, scale=K ** -0.5), f"U{i}"),
-                      numpy_helper.from_array(f16(rng, R, N, scale=R ** -0.5), f"V{i}")]
+        per = R * (K + N) * 2
+        for i in range(n_nodes(per)):
+            inits += [init(f"U{i}", (K, R), 2 * i), init(f"V{i}", (R, N), 2 * i + 1)]
             nodes += [helper.make_node("MatMul", ["A", f"U{i}"], [f"H{i}"]),
                       helper.make_node("MatMul", [f"H{i}", f"V{i}"], [f"Y{i}"])]
     elif kind == "tsvd":
         Tk, Tn, r = -(-K // t), -(-N // t), max(1, round(t / (2 * c)))
-        L = n_nodes(Tk * Tn * r * 2 * t * 2)
-        for i in range(L):
-            inits += [numpy_helper.from_array(f16(rng, Tk, Tn, t, r, scale=t ** -0.5), f"U{i}"),
-                      numpy_helper.from_array(f16(rng, Tk, Tn, r, t, scale=r ** -0.5), f"V{i}")]
+        per = Tk * Tn * r * 2 * t * 2
+        for i in range(n_nodes(per)):
+            inits += [init(f"U{i}", (Tk, Tn, t, r), 2 * i), init(f"V{i}", (Tk, Tn, r, t), 2 * i + 1)]
             nodes.append(helper.make_node("TSVDMatMul", ["A", f"U{i}", f"V{i}"], [f"Y{i}"], domain="com.ortops",
                                           out_features=N))
     elif kind == "nbits":  # 4-bit, block 32: B [N, K/32, 16] uint8, scales [N * K/32] fp16
         nb = K // 32
-        L = n_nodes(N * nb * 16)
-        for i in range(L):
-            inits += [numpy_helper.from_array(rng.integers(0, 256, (N, nb, 16), dtype=np.uint8), f"B{i}"),
-                      numpy_helper.from_array(f16(rng, N * nb, scale=0.01), f"S{i}")]
+        per = N * nb * 16 + N * nb * 2
+        for i in range(n_nodes(per)):
+            inits += [init(f"B{i}", (N, nb, 16), 2 * i, dtype=np.uint8), init(f"S{i}", (N * nb,), 2 * i + 1)]
             nodes.append(helper.make_node("MatMulNBits", ["A", f"B{i}", f"S{i}"], [f"Y{i}"], domain="com.microsoft",
                                           K=K, N=N, bits=4, block_size=32))
     outs = [n.output[0] for n in nodes if n.output[0].startswith("Y")]
-    return model(nodes, inits, K, outs), outs
+    return model(nodes, inits, K, outs), outs, per
 
 
-def time_session(blob, outs, M, K, N, reps=20):
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    sess = ort_ops.InferenceSession(blob, sess_options=so, providers=["CUDAExecutionProvider"])
-    a = ort.OrtValue.ortvalue_from_numpy(np.random.standard_normal((M, K)).astype(np.float16), "cuda", 0)
-    io = sess.io_binding()
-    io.bind_ortvalue_input("A", a)
-    for o in outs:
-        io.bind_ortvalue_output(o, ort.OrtValue.ortvalue_from_shape_and_type((M, N), np.float16, "cuda", 0))
-    for _ in range(3):
-        sess.run_with_iobinding(io)
+class Bench:
+    """One CUDA-EP session of a model; times a Run at any M with IO-bound device buffers."""
+
+    def __init__(self, blob, outs, K, N):
+        import onnxruntime as ort
+        self.ort, self.outs, self.K, self.N = ort, outs, K, N
+        self.sess = ort_ops.InferenceSession(blob, sess_options=ort.SessionOptions(),
+                                             providers=["CUDAExecutionProvider"])
+
+    def time(self, M, reps=20):
+        ort = self.ort
+        a = ort.OrtValue.ortvalue_from_numpy(np.random.standard_normal((M, self.K)).astype(np.float16), "cuda", 0)
+        io = self.sess.io_binding()
+        io.bind_ortvalue_input("A", a)
+        ys = [ort.OrtValue.ortvalue_from_shape_and_type((M, self.N), np.float16, "cuda", 0) for _ in self.outs]
+        for o, y in zip(self.outs, ys):
+            io.bind_ortvalue_output(o, y)
+        for _ in range(3):
+            self.sess.run_with_iobinding(io)
+        ts = []
+        for _ in range(reps):
+            io.synchronize_inputs()
+            t0 = time.perf_counter()
+            self.sess.run_with_iobinding(io)
+            io.synchronize_outputs()
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts) / len(self.outs)
+
+
+def copy_bandwidth():
+    try:
+        import torch
+    except ImportError:
+        return float("nan")
+    x = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
+    y = torch.empty_like(x)
+    y.copy_(x)
     ts = []
-    for _ in range(reps):
-        io.synchronize_inputs()
-        t0 = time.perf_counter()
-        sess.run_with_iobinding(io)
-        io.synchronize_outputs()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts) / len(outs)
+    for _ in range(5):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        y.copy_(x)
+        b.record()
+        b.synchronize()
+        ts.append(a.elapsed_time(b) * 1e-3)
+    del x, y
+    torch.cuda.empty_cache()
+    return 2 * (1 << 30) / statistics.median(ts)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--ms", default=None, help="comma-separated M values")
+    ap.add_argument("--shapes", default=None, help="comma-separated KxN")
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     args = ap.parse_args()
     shapes, ms = (SHAPES[2:3], [1, 1024]) if args.quick else (SHAPES, MS)
-    rng = np.random.default_rng(0)
+    if args.ms:
+        ms = [int(x) for x in args.ms.split(",")]
+    if args.shapes:
+        shapes = [tuple(int(v) for v in x.split("x")) for x in args.shapes.split(",")]
+    import onnxruntime as ort
+    bw = copy_bandwidth()
+    print(f"# onnxruntime {ort.__version__}, copy bandwidth {bw / 1e12:.2f} TB/s", flush=True)
     rows = []
     for K, N in shapes:
-        cache = {}
+        kinds = [("dense", None, None)] + [("lowrank", c, None) for c in CS] + \
+                [("tsvd", c, t) for c in CS for t in TILES] + ([("nbits", None, None)] if min(ms) <= 16 else [])
+        times, per_bytes = {}, {}
+        for kind, c, t in kinds:  # one session at a time (GPU memory), every M on it
+            blob, outs, per = build(kind, K, N, c, t)
+            b = Bench(blob, outs, K, N)
+            del blob
+            per_bytes[(kind, c, t)] = per
+            for M in ms:
+                if kind == "nbits" and M > 16:
+                    continue
+                times[(kind, c, t, M)] = b.time(M)
+            del b
         for M in ms:
-            def t_of(kind, c=None, t=None):
-                key = (kind, c, t)
-                if key not in cache:
-                    cache[key] = build(kind, K, N, rng, c, t)
-                return time_session(*cache[key], M, K, N)
-            dense = t_of("dense")
-            nbits = t_of("nbits") if M <= 16 else float("nan")
+            dense = times[("dense", None, None, M)]
+            nbits = times.get(("nbits", None, None, M), float("nan"))
             for c in CS:
-                lr = t_of("lowrank", c)
+                lr = times[("lowrank", c, None, M)]
                 for t in TILES:
-                    ts = t_of("tsvd", c, t)
+                    ts = times[("tsvd", c, t, M)]
+                    moved = per_bytes[("tsvd", c, t)] + M * (K + N) * 2
                     rows.append(dict(K=K, N=N, M=M, c=c, tile=t, matmul_us=dense * 1e6, lowrank_us=lr * 1e6,
-                                     nbits_us=nbits * 1e6, tsvd_us=ts * 1e6, speedup=dense / ts))
+                                     nbits_us=nbits * 1e6, tsvd_us=ts * 1e6, speedup=dense / ts,
+                                     vs_lowrank=lr / ts, vs_nbits=nbits / ts, roofline=moved / ts / bw))
                     print(f"K{K} N{N} M{M} c{c} t{t}: MatMul {dense * 1e6:.1f} us, low-rank {lr * 1e6:.1f}, "
-                          f"MatMulNBits {nbits * 1e6:.1f}, TSVD {ts * 1e6:.1f} (x{dense / ts:.2f})", flush=True)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "gpu_tsvd_ort.json"), "w") as f:
-        json.dump(dict(date=time.strftime("%Y-%m-%d"), onnx=onnx.__version__, rows=rows), f, indent=1)
+                          f"MatMulNBits {nbits * 1e6:.1f}, TSVD {ts * 1e6:.1f} (x{dense / ts:.2f}, "
+                          f"roofline {moved / ts / bw:.0%})", flush=True)
+        os.makedirs(args.out, exist_ok=True)  # after every shape: a timeout keeps what ran
+        with open(os.path.join(args.out, "gpu_tsvd_ort.json"), "w") as f:
+            json.dump(dict(date=time.strftime("%Y-%m-%d"), onnxruntime=ort.__version__, onnx=onnx.__version__,
+                           copy_TBps=bw / 1e12, rows=rows), f, indent=1)
+    print("\n| K×N | M | c | tile | ORT MatMul µs | low-rank µs | MatMulNBits µs | TSVDMatMul µs | vs MatMul |"
+          " target | vs low-rank | vs NBits | roofline |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        target = 0.8 * r["c"] if r["M"] <= 16 else 0.6 * r["c"] if r["M"] >= 1024 else float("nan")
+        nb = f"{r['nbits_us']:.1f}" if r["nbits_us"] == r["nbits_us"] else "—"
+        vnb = f"{r['vs_nbits']:.2f}×" if r["vs_nbits"] == r["vs_nbits"] else "—"
+        tg = f"{target:.1f}×" if target == target else "—"
+        print(f"| {r['K']}×{r['N']} | {r['M']} | {r['c']} | {r['tile']} | {r['matmul_us']:.1f} | {r['lowrank_us']:.1f} |"
+              f" {nb} | {r['tsvd_us']:.1f} | {r['speedup']:.2f}× | {tg} | {r['vs_lowrank']:.2f}× | {vnb} |"
+              f" {r['roofline']:.0%} |")
 
 
 if __name__ == "__main__":

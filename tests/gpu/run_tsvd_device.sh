@@ -26,7 +26,7 @@ timeout "${BENCH_TIMEOUT:-300}" python3 benchmarks/gpu_tsvd.py --out "$OUT" ${BE
 echo "bench rc=$?" >> "$OUT/summary.txt"
 if [ "${SKIP_V1:-0}" != 1 ] && [ -f .device/shims/v1/libtsvd_shim.so ]; then  # A/B: an earlier build of the launcher, same run
   timeout "${BENCH_TIMEOUT:-300}" python3 benchmarks/gpu_tsvd.py --out "$OUT" --shim .device/shims/v1/libtsvd_shim.so \
-    --label _v1 ${BENCH_ARGS:-} > "$OUT/bench_v1.log" 2>&1
+    --label _v1 --variants none ${BENCH_ARGS:-} > "$OUT/bench_v1.log" 2>&1
   echo "bench v1 rc=$?" >> "$OUT/summary.txt"
 fi
 echo "=== failures ==="; grep -E "FAILED|Error|error" "$OUT/pytest.log" 2>/dev/null | head -15

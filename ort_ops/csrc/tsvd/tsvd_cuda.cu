@@ -148,6 +148,8 @@ TwoStageArgs two_stage_geometry(const TsvdProblem& p) {
   g.shared_u = p.shared_u, g.shared_v = p.shared_v;
   g.pair_t = p.rank % 2 == 0;
   g.chunks_per_tile = int((p.tn + GemmCfg::kBN - 1) / GemmCfg::kBN);
+  g.div_r = FastDiv(uint32_t(p.rank));
+  g.div_tk = FastDiv(uint32_t(p.tk));
   return g;
 }
 
@@ -301,23 +303,16 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
   }
   if (err != cudaSuccess || plan.splits == 1) return err;
   const int64_t total = p.M * p.N;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned(std::min<int64_t>((total + 255) / 256, 4096)));
-  cfg.blockDim = dim3(256);
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = plan.pdl ? 1 : 0;
+  const dim3 grid(unsigned(std::min<int64_t>((total + 255) / 256, 4096)));
   if (dtype == DType::kFloat16)
-    err = cudaLaunchKernelEx(&cfg, tsvd_finalize_kernel<__half>, static_cast<const float*>(a.partial), plan.splits,
-                             p.M, int(p.N), static_cast<const __half*>(bias), static_cast<__half*>(Y));
-  else
-    err = cudaLaunchKernelEx(&cfg, tsvd_finalize_kernel<__nv_bfloat16>, static_cast<const float*>(a.partial),
-                             plan.splits, p.M, int(p.N), static_cast<const __nv_bfloat16*>(bias),
-                             static_cast<__nv_bfloat16*>(Y));
-  return err != cudaSuccess ? err : cudaGetLastError();
+    return launch_kernel<tsvd_finalize_kernel<__half>>(grid, dim3(256), 0, plan.pdl, stream,
+                                                       static_cast<const float*>(a.partial), plan.splits, p.M,
+                                                       int(p.N), static_cast<const __half*>(bias),
+                                                       static_cast<__half*>(Y));
+  return launch_kernel<tsvd_finalize_kernel<__nv_bfloat16>>(grid, dim3(256), 0, plan.pdl, stream,
+                                                            static_cast<const float*>(a.partial), plan.splits, p.M,
+                                                            int(p.N), static_cast<const __nv_bfloat16*>(bias),
+                                                            static_cast<__nv_bfloat16*>(Y));
 }
 
 }  // namespace ortops::cuda

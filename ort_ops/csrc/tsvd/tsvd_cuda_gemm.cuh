@@ -58,34 +58,49 @@ __global__ void __launch_bounds__(C::kThreads, 2) tsvd_gemm_kernel(const TwoStag
   const bool vec_b = STAGE == 1 ? a.vec_b1 : a.vec_b2;
   const int steps = (klen + KC - 1) / KC;
 
-  // Element (k, col) of the B operand (k < klen, col < cols_valid). 8 consecutive columns are
-  // contiguous in memory when vec_b (stage 1: r % 8 == 0; stage 2: rows of V are contiguous).
-  auto b_ptr = [&](int k, int col) -> const T* {
+  // B operand element (k, col), k < klen, col < cols_valid, split into a row part and a column
+  // part: the 16-byte loads of a thread keep one column for the whole k loop (NT is a multiple of
+  // BN / 8), so the column part, with its division by r, is computed once per CTA; the row part
+  // costs one FastDiv only where the row index mixes two factors (k over tile rows or ranks).
+  auto b_col_off = [&](int col) -> int64_t {
     if constexpr (STAGE == 1) {
-      const int kg = kbeg + k, i = kg / a.tk, kk = kg - i * a.tk;
-      const int c = c0 + col, jj = c / a.r, q = c - jj * a.r;
-      return gU + (a.shared_u ? int64_t(0) : (int64_t(i) * a.Tn + jj) * a.tk * a.r) + int64_t(kk) * a.r + q;
+      const int c = c0 + col, jj = a.div_r.div(c), q = a.div_r.mod(c, jj);
+      return (a.shared_u ? int64_t(0) : int64_t(jj) * a.tk * a.r) + q;
     } else {
-      const int i = k / a.r, q = k - i * a.r;
-      return gV + (a.shared_v ? int64_t(0) : (int64_t(i) * a.Tn + j) * a.r * a.tn) + int64_t(q) * a.tn + n0 + col;
+      return (a.shared_v ? int64_t(0) : int64_t(j) * a.r * a.tn) + n0 + col;
     }
   };
+  auto b_row_off = [&](int k) -> int64_t {
+    if constexpr (STAGE == 1) {
+      if (!a.shared_v) return (a.shared_u ? int64_t(0) : int64_t(z) * a.Tn * a.tk * a.r) + int64_t(k) * a.r;
+      const int i = a.div_tk.div(k), kk = a.div_tk.mod(k, i);  // kbeg = 0: k runs over all of K
+      return (a.shared_u ? int64_t(0) : int64_t(i) * a.Tn * a.tk * a.r) + int64_t(kk) * a.r;
+    } else {
+      const int i = a.div_r.div(k), q = a.div_r.mod(k, i);
+      return (a.shared_v ? int64_t(0) : int64_t(i) * a.Tn * a.r * a.tn) + int64_t(q) * a.tn;
+    }
+  };
+  const T* gB = STAGE == 1 ? gU : gV;
+  constexpr int kVecPerRow = BN / 8, kVecRowStep = NT / kVecPerRow;
+  static_assert(NT % kVecPerRow == 0 && KC % kVecRowStep == 0, "fixed column per thread in the B loads");
+  const int bvec_col = (tid % kVecPerRow) * 8, bvec_row = tid / kVecPerRow;
+  const bool bvec_col_ok = bvec_col < cols_valid;
+  const T* gB_col = bvec_col_ok ? gB + b_col_off(bvec_col) : gB;
   auto issue = [&](int s, int buf) {
     const int k0 = s * KC;
     load_block<T, BM, KC, LDA, NT>(sA + buf * C::kA, gA + k0, lda, rows_valid, min(KC, klen - k0), vec_a, tid);
     T* sb = sB + buf * C::kB;
     if (vec_b) {
-      constexpr int kVecPerRow = BN / 8;
-#pragma unroll 2
-      for (int v = tid; v < KC * kVecPerRow; v += NT) {
-        const int row = v / kVecPerRow, col = (v % kVecPerRow) * 8;
-        const bool ok = k0 + row < klen && col < cols_valid;
-        cp_async16(sb + row * LDB + col, ok ? b_ptr(k0 + row, col) : gU, ok ? 16 : 0);
+#pragma unroll
+      for (int row = bvec_row; row < KC; row += kVecRowStep) {
+        const bool ok = bvec_col_ok && k0 + row < klen;
+        cp_async16(sb + row * LDB + bvec_col, ok ? gB_col + b_row_off(k0 + row) : gB, ok ? 16 : 0);
       }
     } else {
       for (int e = tid; e < KC * BN; e += NT) {
         const int row = e / BN, col = e % BN;
-        sb[row * LDB + col] = (k0 + row < klen && col < cols_valid) ? *b_ptr(k0 + row, col) : T(0.f);
+        sb[row * LDB + col] =
+            (k0 + row < klen && col < cols_valid) ? gB[b_row_off(k0 + row) + b_col_off(col)] : T(0.f);
       }
     }
   };
@@ -134,41 +149,46 @@ __global__ void __launch_bounds__(C::kThreads, 2) tsvd_gemm_kernel(const TwoStag
   cp_async_wait<0>();
   griddep_launch_dependents();
 
-  // Epilogue: C fragment rows g / g+8, columns 2t, 2t+1 of each n8 tile.
+  // Epilogue: C fragment rows g / g+8, columns 2t, 2t+1 of each n8 tile. Column loop outermost:
+  // a column's destination (stage 1: its T offset, one division by r) is computed once.
   const int g = lane >> 2, t2 = (lane & 3) * 2;
   const T* bias = static_cast<const T*>(a.bias);
   T* Y = static_cast<T*>(a.Y);
 #pragma unroll
-  for (int f = 0; f < MF; ++f)
+  for (int n8 = 0; n8 < NF; ++n8) {
+    const int cl = warp_col0 + n8 * 8 + t2;
+    if constexpr (STAGE == 1) {
+      if (cl >= cols_valid) continue;
+      const int c = c0 + cl, jj = a.div_r.div(c), q = a.div_r.mod(c, jj);
+      const int off0 = jj * a.D2p + z * a.r + q;  // < ldT, which the T cap keeps far below 2^31
+      int off1 = -1;                              // column c + 1 (r odd: may start the next j)
+      if (!a.pair_t && cl + 1 < cols_valid) off1 = q + 1 < a.r ? off0 + 1 : off0 - q + a.D2p;
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int64_t m = m0 + warp_row0 + f * 16 + g + h * 8;
-      if (m >= a.M) continue;
+      for (int f = 0; f < MF; ++f)
 #pragma unroll
-      for (int n8 = 0; n8 < NF; ++n8) {
-        const int cl = warp_col0 + n8 * 8 + t2;
-        const float y0 = acc[f][n8][2 * h], y1 = acc[f][n8][2 * h + 1];
-        if constexpr (STAGE == 1) {
-          if (cl >= cols_valid) continue;
-          const int c = c0 + cl, jj = c / a.r, q = c - jj * a.r;
-          T* dst = gT + m * a.ldT + int64_t(jj) * a.D2p + z * a.r + q;
+        for (int h = 0; h < 2; ++h) {
+          const int64_t m = m0 + warp_row0 + f * 16 + g + h * 8;
+          if (m >= a.M) continue;
+          const float y0 = acc[f][n8][2 * h], y1 = acc[f][n8][2 * h + 1];
+          T* row = gT + m * a.ldT;
           if (a.pair_t) {  // r even: columns c, c+1 share j and are adjacent in T (4-byte aligned)
-            *reinterpret_cast<uint32_t*>(dst) = Op::pack(y0, y1);
+            *reinterpret_cast<uint32_t*>(row + off0) = Op::pack(y0, y1);
           } else {
-            dst[0] = Op::from_float(y0);
-            if (cl + 1 < cols_valid) {
-              const int c1 = c + 1, j1 = c1 / a.r, q1 = c1 - j1 * a.r;
-              gT[m * a.ldT + int64_t(j1) * a.D2p + z * a.r + q1] = Op::from_float(y1);
-            }
+            row[off0] = Op::from_float(y0);
+            if (off1 >= 0) row[off1] = Op::from_float(y1);
           }
-        } else {
-          const int64_t n = int64_t(j) * a.tn + n0 + cl;
-          const bool ok0 = cl < cols_valid && n < a.N, ok1 = cl + 1 < cols_valid && n + 1 < a.N;
-          float v0 = y0, v1 = y1;
-          if (bias) {
-            if (ok0) v0 += Op::to_float(bias[n]);
-            if (ok1) v1 += Op::to_float(bias[n + 1]);
-          }
+        }
+    } else {
+      const int64_t n = int64_t(j) * a.tn + n0 + cl;
+      const bool ok0 = cl < cols_valid && n < a.N, ok1 = cl + 1 < cols_valid && n + 1 < a.N;
+      const float b0 = bias && ok0 ? Op::to_float(bias[n]) : 0.f, b1 = bias && ok1 ? Op::to_float(bias[n + 1]) : 0.f;
+#pragma unroll
+      for (int f = 0; f < MF; ++f)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int64_t m = m0 + warp_row0 + f * 16 + g + h * 8;
+          if (m >= a.M) continue;
+          const float v0 = acc[f][n8][2 * h] + b0, v1 = acc[f][n8][2 * h + 1] + b1;
           T* y = Y + m * a.N + n;
           if (ok1 && (reinterpret_cast<uintptr_t>(y) & 3) == 0) {
             *reinterpret_cast<uint32_t*>(y) = Op::pack(v0, v1);
@@ -177,28 +197,13 @@ __global__ void __launch_bounds__(C::kThreads, 2) tsvd_gemm_kernel(const TwoStag
             if (ok1) y[1] = Op::from_float(v1);
           }
         }
-      }
     }
+  }
 }
 
 template <typename T, class C, int STAGE>
 cudaError_t launch_gemm_stage(const TwoStageArgs& a, dim3 grid, bool pdl, cudaStream_t stream) {
-  auto kernel = tsvd_gemm_kernel<T, C, STAGE>;
-  constexpr size_t smem = C::kBytes;
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
-  if (err != cudaSuccess) return err;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = dim3(C::kThreads);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = pdl ? 1 : 0;
-  err = cudaLaunchKernelEx(&cfg, kernel, a);
-  return err != cudaSuccess ? err : cudaGetLastError();
+  return launch_kernel<tsvd_gemm_kernel<T, C, STAGE>>(grid, dim3(C::kThreads), C::kBytes, pdl, stream, a);
 }
 
 // Both stages for rows [0, a.M) of the (already offset) A / Y. stage_mask != 3: benchmarks only.

@@ -6,7 +6,9 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
+#include <mutex>
 
 #include "tsvd/tsvd_cuda_traits.h"
 
@@ -37,6 +39,43 @@ __device__ __forceinline__ void griddep_launch_dependents() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
+}
+
+// Every launch of the TSVD kernels: dynamic shared memory above 48 KB is opted into once per
+// kernel, device and size (not on every call), PDL on request (sm_90), launch errors checked.
+template <auto kKernel>
+cudaError_t allow_dynamic_smem(size_t bytes) {
+  if (bytes <= 48 * 1024) return cudaSuccess;
+  static std::atomic<size_t> allowed[64];  // per device ordinal: the largest size opted into
+  static std::mutex mu;
+  int dev = 0;
+  cudaError_t err = cudaGetDevice(&dev);
+  if (err != cudaSuccess) return err;
+  if (dev >= 64) return cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+  if (allowed[dev].load(std::memory_order_acquire) >= bytes) return cudaSuccess;
+  std::lock_guard<std::mutex> lock(mu);  // never lower the attribute under a concurrent larger launch
+  if (allowed[dev].load(std::memory_order_relaxed) >= bytes) return cudaSuccess;
+  err = cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+  if (err == cudaSuccess) allowed[dev].store(bytes, std::memory_order_release);
+  return err;
+}
+
+template <auto kKernel, typename... Params>
+cudaError_t launch_kernel(dim3 grid, dim3 block, size_t smem, bool pdl, cudaStream_t stream, Params... params) {
+  cudaError_t err = allow_dynamic_smem<kKernel>(smem);
+  if (err != cudaSuccess) return err;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl ? 1 : 0;
+  err = cudaLaunchKernelEx(&cfg, kKernel, params...);
+  return err != cudaSuccess ? err : cudaGetLastError();
 }
 
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
@@ -309,24 +348,9 @@ __global__ void __launch_bounds__(Cfg::kThreads) tsvd_tc_kernel(const Args a) {
 
 template <typename T, class Cfg, int RC>
 cudaError_t launch_tc_cfg(const Plan& plan, const Args& a, cudaStream_t stream) {
-  auto kernel = tsvd_tc_kernel<T, Cfg, RC>;
-  constexpr size_t smem = TcSmem<Cfg, RC>::kBytes;
-  if (smem > 48 * 1024) {
-    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
-    if (err != cudaSuccess) return err;
-  }
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned(plan.col_chunks), unsigned(plan.row_blocks), unsigned(plan.splits));
-  cfg.blockDim = dim3(Cfg::kThreads);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = plan.pdl ? 1 : 0;
-  cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, a);
-  return err != cudaSuccess ? err : cudaGetLastError();
+  return launch_kernel<tsvd_tc_kernel<T, Cfg, RC>>(
+      dim3(unsigned(plan.col_chunks), unsigned(plan.row_blocks), unsigned(plan.splits)), dim3(Cfg::kThreads),
+      TcSmem<Cfg, RC>::kBytes, plan.pdl, stream, a);
 }
 
 template <typename T, class Cfg>

@@ -92,6 +92,30 @@ using GemmCfgK64 = GemmCfgT<64, 3>;
 
 enum class Path { kSimt, kSmall, kMedium, kLarge, kTwoStage };
 
+// n / d and n % d for 0 <= n < 2^31 and a divisor d >= 1 fixed per launch, by a multiply-high and a
+// shift (the round-up reciprocal method of Granlund and Montgomery, 1994): a runtime integer
+// division is a ~20-instruction sequence, and the two-stage kernels need one per loaded row and
+// per stored column pair (Nsight Compute: the integer pipe was their busiest, 2026-11-29).
+struct FastDiv {
+  uint32_t d = 1, mul = 1, shift = 0;
+  FastDiv() = default;
+  explicit FastDiv(uint32_t divisor) : d(divisor) {
+    while ((uint64_t(1) << shift) < d) ++shift;  // shift = ceil(log2 d)
+    mul = uint32_t(((uint64_t(1) << 32) * ((uint64_t(1) << shift) - d)) / d + 1);
+  }
+#ifdef __CUDACC__
+  __host__ __device__ __forceinline__ int div(int n) const {
+#ifdef __CUDA_ARCH__
+    const uint32_t hi = __umulhi(uint32_t(n), mul);
+#else
+    const uint32_t hi = uint32_t((uint64_t(uint32_t(n)) * mul) >> 32);
+#endif
+    return int((hi + uint32_t(n)) >> shift);
+  }
+  __host__ __device__ __forceinline__ int mod(int n, int q) const { return n - q * int(d); }
+#endif
+};
+
 // Arguments of the two-stage path (one row chunk of M; A and Y already offset to it).
 struct TwoStageArgs {
   const void* A;
@@ -111,6 +135,7 @@ struct TwoStageArgs {
   int vec_a1, vec_b1, vec_a2, vec_b2;  // 16-byte cp.async allowed per operand (host-checked)
   int pair_t;        // r even: stage 1 stores column pairs
   int chunks_per_tile;  // stage 2: ceil(tn / 128)
+  FastDiv div_r, div_tk;  // by r and by tk
 };
 
 // Test/benchmark knobs (tsvd_cuda_internal.h); the public launcher uses the defaults.
