@@ -11,7 +11,12 @@ as a fraction of the copy bandwidth measured in the same run (torch device-to-de
 Needs onnxruntime-gpu and a CUDA build of the op library (ORTOPS_LIBRARY or the installed
 package); on the lab's GPU machine `source /tmp/ort-gpu/env.sh` first.
 
-Usage: python benchmarks/gpu_tsvd_ort.py [--quick] [--ms 1,16] [--shapes 4096x4096] [--out DIR]
+--cuda-graph: also time M <= 16 with the CUDA EP's graph capture (enable_cuda_graph: one session
+per M, Runs replay a captured graph, so ORT's per-node host work drops out) for MatMul,
+MatMulNBits, low-rank and TSVD at c = 4, on the K x N >= 4096 x 4096 shapes: how a decode loop
+that captures its step sees the ops.
+
+Usage: python benchmarks/gpu_tsvd_ort.py [--quick] [--ms 1,16] [--shapes 4096x4096] [--cuda-graph] [--out DIR]
 """
 from __future__ import annotations
 
@@ -103,11 +108,11 @@ def build(kind, K, N, c=None, t=None):
 class Bench:
     """One CUDA-EP session of a model; times a Run at any M with IO-bound device buffers."""
 
-    def __init__(self, blob, outs, K, N):
+    def __init__(self, blob, outs, K, N, cuda_graph=False):
         import onnxruntime as ort
         self.ort, self.outs, self.K, self.N = ort, outs, K, N
-        self.sess = ort_ops.InferenceSession(blob, sess_options=ort.SessionOptions(),
-                                             providers=["CUDAExecutionProvider"])
+        ep = ("CUDAExecutionProvider", {"enable_cuda_graph": "1"}) if cuda_graph else "CUDAExecutionProvider"
+        self.sess = ort_ops.InferenceSession(blob, sess_options=ort.SessionOptions(), providers=[ep])
 
     def time(self, M, reps=20):
         ort = self.ort
@@ -150,11 +155,45 @@ def copy_bandwidth():
     return 2 * (1 << 30) / statistics.median(ts)
 
 
+def graph_mode(K, N, ms, bw, out):
+    """CUDA-graph rows (c = 4) for one K x N: a session per (kind, M); a timeout keeps what ran."""
+    if K * N < 4096 * 4096 or not ms:
+        return []
+    rows, c = [], 4
+    kinds = [("dense", None, None), ("nbits", None, None), ("lowrank", c, None), ("tsvd", c, 128), ("tsvd", c, 256)]
+    built = {k: build(k[0], K, N, *k[1:]) for k in kinds}
+    for M in ms:
+        t = {}
+        for k in kinds:
+            blob, outs, per = built[k]
+            try:
+                t[k] = Bench(blob, outs, K, N, cuda_graph=True).time(M)
+            except Exception as e:  # noqa: BLE001 (reported, not hidden)
+                print(f"graph mode {k} M{M}: {type(e).__name__}: {str(e)[:300]}", flush=True)
+                t[k] = float("nan")
+        for tile in (128, 256):
+            ts = t[("tsvd", c, tile)]
+            moved = built[("tsvd", c, tile)][2] + M * (K + N) * 2
+            rows.append(dict(K=K, N=N, M=M, c=c, tile=tile, matmul_us=t[kinds[0]] * 1e6, nbits_us=t[kinds[1]] * 1e6,
+                             lowrank_us=t[kinds[2]] * 1e6, tsvd_us=ts * 1e6, speedup=t[kinds[0]] / ts,
+                             vs_lowrank=t[kinds[2]] / ts, vs_nbits=t[kinds[1]] / ts, roofline=moved / ts / bw))
+            print(f"[graph] K{K} N{N} M{M} c{c} t{tile}: MatMul {t[kinds[0]] * 1e6:.1f} us, NBits "
+                  f"{t[kinds[1]] * 1e6:.1f}, low-rank {t[kinds[2]] * 1e6:.1f}, TSVD {ts * 1e6:.1f}", flush=True)
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "gpu_tsvd_ort_graph.json")
+    old = json.load(open(path))["rows"] if os.path.exists(path) else []
+    with open(path, "w") as f:
+        json.dump(dict(date=time.strftime("%Y-%m-%d"), rows=old + rows), f, indent=1)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--ms", default=None, help="comma-separated M values")
     ap.add_argument("--shapes", default=None, help="comma-separated KxN")
+    ap.add_argument("--cuda-graph", action="store_true", help="also time M <= 16 under CUDA-graph replay")
+    ap.add_argument("--graph-only", action="store_true", help="only the CUDA-graph rows")
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     args = ap.parse_args()
     shapes, ms = (SHAPES[2:3], [1, 1024]) if args.quick else (SHAPES, MS)
@@ -165,8 +204,12 @@ def main():
     import onnxruntime as ort
     bw = copy_bandwidth()
     print(f"# onnxruntime {ort.__version__}, copy bandwidth {bw / 1e12:.2f} TB/s", flush=True)
-    rows = []
+    rows, graph_rows = [], []
     for K, N in shapes:
+        if args.cuda_graph or args.graph_only:
+            graph_rows += graph_mode(K, N, [m for m in ms if m <= 16], bw, args.out)
+        if args.graph_only:
+            continue
         kinds = [("dense", None, None)] + [("lowrank", c, None) for c in CS] + \
                 [("tsvd", c, t) for c in CS for t in TILES] + ([("nbits", None, None)] if min(ms) <= 16 else [])
         times, per_bytes = {}, {}
@@ -198,6 +241,15 @@ def main():
         with open(os.path.join(args.out, "gpu_tsvd_ort.json"), "w") as f:
             json.dump(dict(date=time.strftime("%Y-%m-%d"), onnxruntime=ort.__version__, onnx=onnx.__version__,
                            copy_TBps=bw / 1e12, rows=rows), f, indent=1)
+    if graph_rows:
+        print("\nCUDA-graph replay (enable_cuda_graph), c = 4:\n")
+        print("| K×N | M | tile | ORT MatMul µs | low-rank µs | MatMulNBits µs | TSVDMatMul µs | vs MatMul | vs low-rank |"
+              " vs NBits | roofline |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in graph_rows:
+            print(f"| {r['K']}×{r['N']} | {r['M']} | {r['tile']} | {r['matmul_us']:.1f} | {r['lowrank_us']:.1f} |"
+                  f" {r['nbits_us']:.1f} | {r['tsvd_us']:.1f} | {r['speedup']:.2f}× | {r['vs_lowrank']:.2f}× |"
+                  f" {r['vs_nbits']:.2f}× | {r['roofline']:.0%} |")
     print("\n| K×N | M | c | tile | ORT MatMul µs | low-rank µs | MatMulNBits µs | TSVDMatMul µs | vs MatMul |"
           " target | vs low-rank | vs NBits | roofline |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
