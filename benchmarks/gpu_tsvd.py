@@ -42,9 +42,9 @@ def load_shim(path):
     lib.ortops_test_tsvd_workspace_bytes.restype = i64
     if hasattr(lib, "ortops_test_tsvd_ex"):
         lib.ortops_test_tsvd_ex.argtypes = ([i32, p, p, p, p, p] + [i64] * 8 +
-                                            [i32, i32, p, p, i32, i64, i64, i32, i32, i32])
+                                            [i32, i32, p, p, i32, i64, i64, i32, i32, i32, i32])
         lib.ortops_test_tsvd_ex.restype = i32
-        lib.ortops_test_tsvd_workspace_bytes_ex.argtypes = [i32] + [i64] * 8 + [i32, i32, i32, i64, i64]
+        lib.ortops_test_tsvd_workspace_bytes_ex.argtypes = [i32] + [i64] * 8 + [i32, i32, i32, i64, i64, i32]
         lib.ortops_test_tsvd_workspace_bytes_ex.restype = i64
     return lib
 
@@ -55,15 +55,18 @@ LARGE = [(4096, 4096, M) for M in (1024, 8192, 128, 256, 512, 1)] + \
         [(4096, 14336, M) for M in (1024, 8192, 128, 256)] + \
         [(K, N, M) for K, N in SHAPES[:2] for M in (128, 1024)]
 # name, path, T cap, ring (0: k32 x 4, 1: k64 x 3), pdl (-1 default, 0 off), stage mask (1/2: one stage
-# only, timing only), smallest M, largest M.
-VARIANTS = [("fused", 1, -1, -1, -1, 3, 17, 1024),
-            ("two", 2, -1, 0, -1, 3, 1, 1 << 30),
-            ("two_k64", 2, -1, 1, -1, 3, 128, 1 << 30),
-            ("two_nopdl", 2, -1, 0, 0, 3, 128, 1 << 30),
-            ("two_nocap", 2, 1 << 40, 0, -1, 3, 1024, 1 << 30),
-            ("two_k64_cap128M", 2, 128 << 20, 1, -1, 3, 1024, 1 << 30),
-            ("stage1_only", 2, -1, 0, -1, 1, 1, 1 << 30),
-            ("stage2_only", 2, -1, 0, -1, 2, 1, 1 << 30)]
+# only, timing only), fused kernel's CTAs per SM for its split (-1 default), smallest M, largest M.
+VARIANTS = [("fused", 1, -1, -1, -1, 3, -1, 17, 1024),
+            ("two", 2, -1, 0, -1, 3, -1, 1, 1 << 30),
+            ("two_k64", 2, -1, 1, -1, 3, -1, 128, 1 << 30),
+            ("two_nopdl", 2, -1, 0, 0, 3, -1, 128, 1 << 30),
+            ("two_nocap", 2, 1 << 40, 0, -1, 3, -1, 1024, 1 << 30),
+            ("two_k64_cap128M", 2, 128 << 20, 1, -1, 3, -1, 1024, 1 << 30),
+            ("stage1_only", 2, -1, 0, -1, 1, -1, 1, 1 << 30),
+            ("stage2_only", 2, -1, 0, -1, 2, -1, 1, 1 << 30)]
+# --variants small: the fused kernel's tile-row split at M <= 16 aimed at 2 / 8 / 16 CTAs per SM
+# (default 4).
+SMALL_VARIANTS = [(f"split{n}", 0, -1, -1, -1, 3, n, 1, 16) for n in (2, 8, 16)]
 
 
 def n_sets_for(bytes_per_set):
@@ -127,9 +130,19 @@ def main():
     ap.add_argument("--shim", default=SHIM, help="launcher build to time (A/B of kernel versions)")
     ap.add_argument("--label", default="", help="suffix of the JSON file name")
     ap.add_argument("--large", action="store_true", help="large-M grid, fused vs two-stage variants")
+    ap.add_argument("--variants", choices=["none", "large", "small"], default=None,
+                    help="variants timed beside the default (default: large with --large, else none)")
+    ap.add_argument("--ms", default=None, help="comma-separated M values (default: the issue's grid)")
+    ap.add_argument("--shapes", default=None, help="comma-separated KxN (default: the issue's four)")
     args = ap.parse_args()
     shapes, ms = (SHAPES[2:3], [1, 1024]) if args.quick else (SHAPES, MS)
+    if args.ms:
+        ms = [int(x) for x in args.ms.split(",")]
+    if args.shapes:
+        shapes = [tuple(int(v) for v in x.split("x")) for x in args.shapes.split(",")]
     combos = LARGE if args.large else [(K, N, M) for K, N in shapes for M in ms]
+    vsel = args.variants or ("large" if args.large else "none")
+    variant_list = {"none": [], "large": VARIANTS, "small": SMALL_VARIANTS}[vsel]
     lib = load_shim(args.shim)
     dev = "cuda"
     torch.manual_seed(0)
@@ -180,17 +193,18 @@ def main():
                             raise RuntimeError(f"tsvd launcher: CUDA error {rc}")
                     t_ts, all_t = time_graph([lambda U=U, V=V: call(U, V) for U, V in facs])
                     variants = {}
-                    for vname, vpath, vcap, vcfg, vpdl, vmask, vmin, vmax in (VARIANTS if args.large else []):
+                    for vname, vpath, vcap, vcfg, vpdl, vmask, vps, vmin, vmax in variant_list:
                         if not vmin <= M <= vmax:
                             continue  # fused at M = 8192: ~1-4 ms (docs/tsvd_cuda.md, run 3)
-                        vb = lib.ortops_test_tsvd_workspace_bytes_ex(1, M, K, N, Tk, Tn, t, t, r, 0, 0, vpath, -1, vcap)
+                        vb = lib.ortops_test_tsvd_workspace_bytes_ex(1, M, K, N, Tk, Tn, t, t, r, 0, 0, vpath, -1, vcap,
+                                                                     vps)
                         vws = torch.empty(max(vb, 16), device=dev, dtype=torch.uint8)
 
-                        def vcall(U, V, vpath=vpath, vcap=vcap, vws=vws, vcfg=vcfg, vpdl=vpdl, vmask=vmask):
+                        def vcall(U, V, vpath=vpath, vcap=vcap, vws=vws, vcfg=vcfg, vpdl=vpdl, vmask=vmask, vps=vps):
                             rc = lib.ortops_test_tsvd_ex(1, A.data_ptr(), U.data_ptr(), V.data_ptr(), None,
                                                          Y.data_ptr(), M, K, N, Tk, Tn, t, t, r, 0, 0,
                                                          vws.data_ptr(), stream_ptr(), vpath, -1, vcap, vcfg, vpdl,
-                                                         vmask)
+                                                         vmask, vps)
                             if rc != 0:
                                 raise RuntimeError(f"tsvd launcher ({vname}): CUDA error {rc}")
                         vt, _ = time_graph([lambda U=U, V=V: vcall(U, V) for U, V in facs])

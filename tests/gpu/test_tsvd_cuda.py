@@ -43,7 +43,7 @@ def lib():
         _lib.ortops_test_tsvd.argtypes = [i32, p, p, p, p, p] + [i64] * 8 + [i32, i32, p]
         _lib.ortops_test_tsvd.restype = i32
         _lib.ortops_test_tsvd_ex.argtypes = ([i32, p, p, p, p, p] + [i64] * 8 +
-                                             [i32, i32, p, p, i32, i64, i64, i32, i32, i32])
+                                             [i32, i32, p, p, i32, i64, i64, i32, i32, i32, i32])
         _lib.ortops_test_tsvd_ex.restype = i32
     return _lib
 
@@ -57,7 +57,7 @@ def run_tsvd(A, U, V, bias, Y, K, N, Tk, Tn, tk, tn, r, su, sv, code, path=None,
         return lib().ortops_test_tsvd(code, ptr(A), ptr(U), ptr(V), ptr(bias), ptr(Y), M, K, N, Tk, Tn, tk, tn, r,
                                       int(su), int(sv), stream)
     return lib().ortops_test_tsvd_ex(code, ptr(A), ptr(U), ptr(V), ptr(bias), ptr(Y), M, K, N, Tk, Tn, tk, tn, r,
-                                     int(su), int(sv), None, stream, path, -1, cap, cfg, -1, 3)
+                                     int(su), int(sv), None, stream, path, -1, cap, cfg, -1, 3, -1)
 
 
 # (leading dims of A, K, N, tk, tn, r, shared U, shared V, bias). N < Tn*tn and K < Tk*tk mark

@@ -56,29 +56,31 @@ extern "C" int ortops_test_tsvd(int dtype, const void* A, const void* U, const v
 }
 
 // With knobs: path (0 by M, 1 fused, 2 two-stage), two-stage threshold, T workspace cap, ring of
-// the two-stage GEMMs, PDL, stage mask (< 0: defaults; stage_mask 3 = both, others time one stage). Workspace from the caller (benchmarks) or, when workspace is null and the plan
+// the two-stage GEMMs, PDL, stage mask, CTAs per SM of the fused kernel's split (< 0: defaults; stage_mask 3 = both, others time one stage). Workspace from the caller (benchmarks) or, when workspace is null and the plan
 // needs one, allocated here and the stream waited for (tests).
 namespace {
 ortops::cuda::tsvd::TsvdOptions options(int path, int64_t min_m, int64_t cap, int gemm_cfg = -1, int pdl = -1,
-                                        int stage_mask = 3) {
+                                        int stage_mask = 3, int ctas_per_sm = -1) {
   ortops::cuda::tsvd::TsvdOptions o;
   o.path = path, o.two_stage_min_m = min_m, o.t_cap_bytes = cap;
-  o.gemm_cfg = gemm_cfg, o.pdl = pdl, o.stage_mask = stage_mask;
+  o.gemm_cfg = gemm_cfg, o.pdl = pdl, o.stage_mask = stage_mask, o.ctas_per_sm = ctas_per_sm;
   return o;
 }
 }  // namespace
 extern "C" int64_t ortops_test_tsvd_workspace_bytes_ex(int dtype, int64_t M, int64_t K, int64_t N, int64_t Tk,
                                                         int64_t Tn, int64_t tk, int64_t tn, int64_t r, int shared_u,
-                                                        int shared_v, int path, int64_t min_m, int64_t cap) {
-  return int64_t(ortops::cuda::tsvd_matmul_workspace_bytes_ex(
-      problem(M, K, N, Tk, Tn, tk, tn, r, shared_u, shared_v, 0), dtype_of(dtype), options(path, min_m, cap)));
+                                                        int shared_v, int path, int64_t min_m, int64_t cap,
+                                                        int ctas_per_sm) {
+  return int64_t(ortops::cuda::tsvd_matmul_workspace_bytes_ex(problem(M, K, N, Tk, Tn, tk, tn, r, shared_u, shared_v, 0),
+                                                              dtype_of(dtype), options(path, min_m, cap, -1, -1, 3, ctas_per_sm)));
 }
 extern "C" int ortops_test_tsvd_ex(int dtype, const void* A, const void* U, const void* V, const void* bias, void* Y,
                                    int64_t M, int64_t K, int64_t N, int64_t Tk, int64_t Tn, int64_t tk, int64_t tn,
                                    int64_t r, int shared_u, int shared_v, void* workspace, void* stream, int path,
-                                   int64_t min_m, int64_t cap, int gemm_cfg, int pdl, int stage_mask) {
+                                   int64_t min_m, int64_t cap, int gemm_cfg, int pdl, int stage_mask,
+                                   int ctas_per_sm) {
   const auto p = problem(M, K, N, Tk, Tn, tk, tn, r, shared_u, shared_v, bias != nullptr);
-  const auto o = options(path, min_m, cap, gemm_cfg, pdl, stage_mask);
+  const auto o = options(path, min_m, cap, gemm_cfg, pdl, stage_mask, ctas_per_sm);
   const auto st = static_cast<cudaStream_t>(stream);
   if (workspace != nullptr) return int(ortops::cuda::tsvd_matmul_ex(p, dtype_of(dtype), A, U, V, bias, Y, workspace, st, o));
   const size_t bytes = ortops::cuda::tsvd_matmul_workspace_bytes_ex(p, dtype_of(dtype), o);

@@ -206,6 +206,7 @@ Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& op
   // Too few CTAs for the SMs: split the tile rows (the sum over i) across CTAs, each writing fp32
   // partials that a second kernel adds up. Only when the output is small next to the factors, so
   // the partials' traffic (2 x splits x M x N x 4 bytes, mostly in L2) stays below the factors'.
+  if (opt.ctas_per_sm > 0) per_sm = opt.ctas_per_sm;
   const int64_t ctas = plan.col_chunks * plan.row_blocks, target = int64_t(sms) * per_sm;
   int splits = 1;
   if (ctas < target && used_rows > 1) {

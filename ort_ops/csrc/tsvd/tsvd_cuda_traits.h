@@ -146,6 +146,7 @@ struct TsvdOptions {
   int gemm_cfg = -1;               // two-stage ring: < 0 kGemmCfg; 0 GemmCfg (k 32 x 4); 1 GemmCfgK64 (k 64 x 3)
   int pdl = -1;                    // < 0: on sm_90+; 0 off (two-stage launches)
   int stage_mask = 3;              // benchmarks only (wrong results otherwise): 1 stage 1 only, 2 stage 2 only
+  int ctas_per_sm = -1;            // fused kernel: CTAs per SM the tile-row split aims at (< 1: per config)
 };
 
 // Everything the kernels need, by value (one __grid_constant__-sized block of scalars).
