@@ -25,6 +25,8 @@ import sys
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "gpu"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import cuda_timing  # noqa: E402
 from attention_gpu_util import (  # noqa: E402
     SCHED_ONE_GRID, SCHED_TWO_STREAM, default_schedule, make_mask, run_op, workspace_bytes)
 
@@ -34,27 +36,7 @@ PEAK = 739.0  # TFLOP/s, torch fp16 GEMM 8192³ on this H200 (shared/notes/ancho
 
 def graph_time(fn, n_sets, calls, replays):
     """Median ms per call over `replays` replays of a graph of `calls` calls (set i % n_sets)."""
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for i in range(3):
-            fn(i % n_sets)
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g, stream=s):
-        for i in range(calls):
-            fn(i % n_sets)
-    g.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(replays):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) / calls)
-    return statistics.median(times)
+    return cuda_timing.graph_time(fn, n_sets, calls, replays) * 1e3
 
 
 def eager_time(fn, n_sets, reps, warmup=3):

@@ -24,6 +24,9 @@ import time
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cuda_timing  # noqa: E402
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 SHIM = os.environ.get("ORTOPS_TSVD_SHIM", os.path.join(ROOT, ".device", "shims", "libtsvd_shim.so"))
 L2_BYTES = 60e6
@@ -74,33 +77,9 @@ def n_sets_for(bytes_per_set):
 
 
 def time_graph(fn_list, min_calls=20, replays=10):
-    """fn_list: callables, one per weight set. Returns median seconds per call."""
-    reps = max(1, math.ceil(min_calls / len(fn_list)))
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for fn in fn_list:  # warm-up outside the graph (handles, lazy module load)
-            fn()
-    torch.cuda.current_stream().wait_stream(s)
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for _ in range(reps):
-            for fn in fn_list:
-                fn()
-    calls = reps * len(fn_list)
-    g.replay()
-    g.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(replays):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) * 1e-3 / calls)
-    del g
+    """fn_list: callables, one per weight set. Returns (median seconds per call, all replays)."""
+    calls = max(1, math.ceil(min_calls / len(fn_list))) * len(fn_list)
+    times = cuda_timing.graph_times(lambda i: fn_list[i](), len(fn_list), calls, replays)
     return statistics.median(times), times
 
 

@@ -189,13 +189,7 @@ __global__ void __launch_bounds__(C::kThreads, 2) tsvd_gemm_kernel(const TwoStag
           const int64_t m = m0 + warp_row0 + f * 16 + g + h * 8;
           if (m >= a.M) continue;
           const float v0 = acc[f][n8][2 * h] + b0, v1 = acc[f][n8][2 * h + 1] + b1;
-          T* y = Y + m * a.N + n;
-          if (ok1 && (reinterpret_cast<uintptr_t>(y) & 3) == 0) {
-            *reinterpret_cast<uint32_t*>(y) = Op::pack(v0, v1);
-          } else {
-            if (ok0) y[0] = Op::from_float(v0);
-            if (ok1) y[1] = Op::from_float(v1);
-          }
+          store_pair(Y + m * a.N + n, v0, v1, ok0, ok1);
         }
     }
   }

@@ -117,6 +117,18 @@ template <> struct Mma<__nv_bfloat16> {
   __device__ __forceinline__ static float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 };
 
+// Stores output columns n, n+1 of one row (the C fragment's pair) rounded once: one 4-byte store
+// when both exist and the address allows, else each column that exists.
+template <typename T>
+__device__ __forceinline__ void store_pair(T* y, float v0, float v1, bool ok0, bool ok1) {
+  if (ok1 && (reinterpret_cast<uintptr_t>(y) & 3) == 0) {
+    *reinterpret_cast<uint32_t*>(y) = Mma<T>::pack(v0, v1);
+  } else {
+    if (ok0) y[0] = Mma<T>::from_float(v0);
+    if (ok1) y[1] = Mma<T>::from_float(v1);
+  }
+}
+
 // Copies a ROWS x COLS block of a row-major global matrix (leading dim ldg) into shared memory
 // (leading dim LDS); elements outside [valid_rows, valid_cols) become 0 (A's zero padding, the
 // unused rows/columns of partial tiles and of the rank padding). vec: 16-byte cp.async (valid_cols,
@@ -334,13 +346,7 @@ __global__ void __launch_bounds__(Cfg::kThreads) tsvd_tc_kernel(const Args a) {
             if (ok0) y0 += Op::to_float(bias[n]);
             if (ok1) y1 += Op::to_float(bias[n + 1]);
           }
-          T* y = Y + m * a.N + n;
-          if (ok1 && (reinterpret_cast<uintptr_t>(y) & 3) == 0) {
-            *reinterpret_cast<uint32_t*>(y) = Op::pack(y0, y1);
-          } else {
-            if (ok0) y[0] = Op::from_float(y0);
-            if (ok1) y[1] = Op::from_float(y1);
-          }
+          store_pair(Y + m * a.N + n, y0, y1, ok0, ok1);
         }
       }
     }
