@@ -22,8 +22,31 @@ enum Input : size_t { kQuery = 0, kKey, kValue, kMask, kGlobalQuery, kGlobalKey,
 
 int64_t required_int(const OrtKernelInfo* info, const char* name, const std::string& node) {
   auto v = int_attribute(info, name);
-  if (!v) fail("MultigrainAttention node '", node, "': attribute '", name, "' is required");
+  if (!v) {
+    // Present with another type (e.g. num_heads=4.0 makes a FLOAT attribute): say so rather than
+    // "required".
+    if (auto f = float_attribute(info, name))
+      fail("MultigrainAttention node '", node, "': attribute '", name, "' must be an integer (INT) attribute; got ",
+           "a FLOAT attribute (", *f, ")");
+    fail("MultigrainAttention node '", node, "': attribute '", name, "' is required");
+  }
   return *v;
+}
+
+// The scale attribute, NaN when absent. An INT attribute (scale=1 written without a decimal point
+// makes one) is taken for its value rather than silently ignored; NaN/inf are refused here, at
+// kernel creation (NaN is the "absent" marker further on).
+float scale_attribute(const OrtKernelInfo* info, const std::string& node) {
+  float scale = std::numeric_limits<float>::quiet_NaN();
+  if (auto f = float_attribute(info, "scale"))
+    scale = *f;
+  else if (auto i = int_attribute(info, "scale"))
+    scale = static_cast<float>(*i);
+  else
+    return scale;
+  if (!std::isfinite(scale))
+    fail("MultigrainAttention node '", node, "': attribute scale must be finite; got ", scale);
+  return scale;
 }
 
 AttentionProblem problem_of(Ort::KernelContext& ctx, const std::string& node, int64_t heads, int64_t window,
@@ -52,7 +75,7 @@ AttentionKernelBase::AttentionKernelBase(const OrtKernelInfo* info)
     : node_(node_name(info)),
       num_heads_(required_int(info, "num_heads", node_)),
       window_(required_int(info, "window", node_)),
-      scale_attr_(float_attribute(info, "scale").value_or(std::numeric_limits<float>::quiet_NaN())) {
+      scale_attr_(scale_attribute(info, node_)) {
   check_attention_attributes(node_, num_heads_, window_);
 }
 

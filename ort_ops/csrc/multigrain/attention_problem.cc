@@ -38,14 +38,18 @@ AttentionProblem make_attention_problem(const std::string& node, int64_t num_hea
   p.batch = query_shape[0];
   p.seq_len = query_shape[1];
   const int64_t hidden = query_shape[2];
-  if (hidden <= 0 || hidden % num_heads != 0)
+  if (hidden <= 0)
+    fail(where, "input 'query' must have a hidden size H*D = query.shape[2] >= 1; got shape ", shape_str(query_shape));
+  if (hidden % num_heads != 0)
     fail(where, "hidden size ", hidden, " (query.shape[2]) is not divisible by num_heads = ", num_heads);
   if (mask_shape.size() != 2 || mask_shape[0] != p.batch || mask_shape[1] != p.seq_len)
     fail(where, "input 'attention_mask' must have shape [B, S] = [", p.batch, ", ", p.seq_len, "]; got ",
          shape_str(mask_shape));
   p.num_heads = num_heads;
   p.head_dim = hidden / num_heads;
-  p.window = window;
+  // |i - j| <= S - 1 always, so any w >= S is the same function; clamping keeps i + w and
+  // q0 + rows + w far from int64 overflow (window = INT64_MAX gave a wrong answer before).
+  p.window = window < p.seq_len ? window : p.seq_len;
   p.scale = std::isnan(scale_attr) ? 1.0f / std::sqrt(static_cast<float>(p.head_dim)) : scale_attr;
   if (!std::isfinite(p.scale)) fail(where, "attribute scale must be finite; got ", scale_attr);
   p.has_global_query = global_shapes[0] != nullptr;

@@ -18,7 +18,13 @@ enum Input : size_t { kA = 0, kU = 1, kV = 2, kBias = 3 };
 
 int64_t read_out_features(const OrtKernelInfo* info, const std::string& node) {
   auto n = int_attribute(info, "out_features");
-  if (!n) return -1;
+  if (!n) {
+    // A FLOAT attribute (out_features=30.0) would otherwise be ignored silently (N = Tn * tn).
+    if (auto f = float_attribute(info, "out_features"))
+      fail("TSVDMatMul node '", node, "': attribute out_features must be an integer (INT) attribute; got a FLOAT ",
+           "attribute (", *f, ")");
+    return -1;
+  }
   if (*n < 1) fail("TSVDMatMul node '", node, "': attribute out_features must be >= 1; got ", *n);
   return *n;
 }
