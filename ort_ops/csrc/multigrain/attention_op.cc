@@ -62,12 +62,29 @@ AttentionProblem problem_of(Ort::KernelContext& ctx, const std::string& node, in
                                 input_shape(ctx, kValue), input_shape(ctx, kMask), global_ptrs);
 }
 
+const char* onnx_type_name(ONNXTensorElementDataType type) {
+  switch (type) {
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return "float32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8: return "uint8";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8: return "int8";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16: return "uint16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16: return "int16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL: return "bool";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return "float16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: return "float64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT32: return "uint32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64: return "uint64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return "bfloat16";
+    default: return "another";
+  }
+}
+
 bool mask_is_int64(const Ort::ConstValue& mask, const std::string& node) {
   const auto type = mask.GetTensorTypeAndShapeInfo().GetElementType();
   if (type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64) return true;
   if (type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32) return false;
   fail("MultigrainAttention node '", node, "': input 'attention_mask' must be int32 or int64 (0 padding, 1 local, ",
-       "2 global); got ONNX element type ", static_cast<int>(type));
+       "2 global); got ", onnx_type_name(type), " (ONNX element type ", static_cast<int>(type), ")");
 }
 }  // namespace
 
