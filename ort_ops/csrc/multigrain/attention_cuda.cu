@@ -21,6 +21,7 @@
 #include <mutex>
 #include <utility>
 
+#include "common/cuda_ptx.cuh"
 #include "multigrain/attention_cuda.h"
 #include "multigrain/attention_cuda_impl.h"
 #include "multigrain/attention_cuda_traits.h"
@@ -89,9 +90,7 @@ __global__ void __launch_bounds__(kCompactThreads)
     compact_mask(const MaskT* __restrict__ mask, int S, int H, int chunk, int chunks, int8_t* __restrict__ mask8,
                  int32_t* __restrict__ gidx, int32_t* __restrict__ gcount, int32_t* __restrict__ bad,
                  int32_t* __restrict__ done) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");  // the flash kernel may start
-#endif
+  ptx::griddep_launch_dependents();  // the flash kernel may start
   constexpr int kWarpsC = kCompactThreads / 32;
   __shared__ int warp_totals[kWarpsC];
   __shared__ int pass_total, s_before;

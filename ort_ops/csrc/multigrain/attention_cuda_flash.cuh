@@ -13,6 +13,7 @@
 
 #include <cstdint>
 
+#include "common/cuda_ptx.cuh"
 #include "multigrain/attention_cuda_impl.h"
 #include "multigrain/attention_cuda_traits.h"
 
@@ -29,66 +30,15 @@ struct Elem<DType::kBFloat16> {
   using T = __nv_bfloat16;
 };
 
+// The 16-bit tensor-core ops of one element type (common/cuda_ptx.cuh).
+template <DType kType>
+using MmaOf = ptx::Mma<typename Elem<kType>::T>;
+
 namespace dev {
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16-byte async copy global -> shared; zero-fills the destination when !valid.
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
-
-__device__ __forceinline__ void ldsm_x4(uint32_t addr, uint32_t (&r)[4]) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t addr, uint32_t (&r)[4]) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
-template <DType kType>
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  if constexpr (kType == DType::kFloat16) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-}
-
-// Two floats -> one 32-bit register of two 16-bit values (first in the low half).
-template <DType kType>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
-  if constexpr (kType == DType::kFloat16) {
-    __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-  } else {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-  }
-}
 
 // Waits for the compaction kernel (programmatic dependent launch, sm_90+; a no-op when the
 // launch was an ordinary one).
-__device__ __forceinline__ void wait_for_compaction() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
-}
+__device__ __forceinline__ void wait_for_compaction() { ptx::griddep_wait(); }
 
 // The op's mask entry as 0, 1, 2, or 3 for an invalid value (band CTAs read it before the
 // compaction has finished).
@@ -117,7 +67,7 @@ __device__ void load_band_q(const FlashParams& fp, unsigned char* smem, int b, i
   for (int i = threadIdx.x; i < Tr::kBlockM * Tr::kChunksPerRow; i += Tr::kThreads) {
     const int r = i / Tr::kChunksPerRow, c = i % Tr::kChunksPerRow;
     const bool ok = q0 + r < fp.S && c * 8 < fp.D;
-    dev::cp_async16(dev::smem_u32(sQ + r * Tr::kStride + c * 8), gQ + (ok ? (q0 + r) * fp.ld + c * 8 : 0), ok);
+    ptx::cp_async16(sQ + r * Tr::kStride + c * 8, gQ + (ok ? (q0 + r) * fp.ld + c * 8 : 0), ok);
   }
 }
 
@@ -168,7 +118,7 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
       const int slot = q0 + r;
       const bool ok = slot < G && c * 8 < D;
       const int row = slot < G ? gIdx[slot] : 0;
-      dev::cp_async16(dev::smem_u32(sQ + r * Tr::kStride + c * 8), gQ + (ok ? row * ld + c * 8 : 0), ok);
+      ptx::cp_async16(sQ + r * Tr::kStride + c * 8, gQ + (ok ? row * ld + c * 8 : 0), ok);
     }
 
   // Issues the loads of block n into buffer buf; returns this thread's share of "every key of
@@ -187,8 +137,8 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
       if (gathered && ok) row = gIdx[row];
       ok = ok && c * 8 < D;
       const int64_t off = ok ? row * ld + c * 8 : 0;
-      dev::cp_async16(dev::smem_u32(dK + r * Tr::kStride + c * 8), gK + off, ok);
-      dev::cp_async16(dev::smem_u32(dV + r * Tr::kStride + c * 8), gV + off, ok);
+      ptx::cp_async16(dK + r * Tr::kStride + c * 8, gK + off, ok);
+      ptx::cp_async16(dV + r * Tr::kStride + c * 8, gV + off, ok);
     }
     bool valid = true;
     if (tid < Tr::kBlockN) {
@@ -206,7 +156,7 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
 
   if (n_range == 0) need_globals();
   bool pred_next = load_block(0, 0);
-  dev::cp_async_commit();
+  ptx::cp_async_commit();
 
   float acc_o[Tr::kDTiles][4];  // (16 rows, kHeadDim) per warp, mma C layout
 #pragma unroll
@@ -222,18 +172,18 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
 
   for (int n = 0; n < n_blocks; ++n) {
     const int buf = n & 1;
-    dev::cp_async_wait_all();
+    ptx::cp_async_wait<0>();
     const bool all_valid = __syncthreads_and(pred_next);
     if (n == 0) {
 #pragma unroll
       for (int ks = 0; ks < Tr::kKSteps; ++ks) {
         const int r = warp_row0 + (lane & 7) + ((lane >> 3) & 1) * 8, c = ks * 16 + (lane >> 4) * 8;
-        dev::ldsm_x4(dev::smem_u32(sQ + r * Tr::kStride + c), q_frag[ks]);
+        ptx::ldsm_x4(q_frag[ks], sQ + r * Tr::kStride + c);
       }
     }
     if (n + 1 >= n_range) need_globals();  // block n + 1 is gathered, or the last block
     if (n + 1 < n_blocks) pred_next = load_block(n + 1, buf ^ 1);
-    dev::cp_async_commit();
+    ptx::cp_async_commit();
 
     // S = Q Kᵀ for this warp's 16 rows x 64 keys.
     const T* cK = sK + buf * Tr::kTileElems;
@@ -248,9 +198,9 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
       for (int np = 0; np < kNT / 2; ++np) {
         uint32_t kf[4];
         const int r = key0 + np * 16 + (lane & 7) + ((lane >> 4) << 3), c = ks * 16 + ((lane >> 3) & 1) * 8;
-        dev::ldsm_x4(dev::smem_u32(cK + r * Tr::kStride + c), kf);
-        dev::mma16816<kType>(acc_s[2 * np], q_frag[ks], kf[0], kf[1]);
-        dev::mma16816<kType>(acc_s[2 * np + 1], q_frag[ks], kf[2], kf[3]);
+        ptx::ldsm_x4(kf, cK + r * Tr::kStride + c);
+        MmaOf<kType>::run(acc_s[2 * np], q_frag[ks], kf[0], kf[1]);
+        MmaOf<kType>::run(acc_s[2 * np + 1], q_frag[ks], kf[2], kf[3]);
       }
 #pragma unroll
     for (int nt = 0; nt < kNT; ++nt)
@@ -309,17 +259,17 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
     const T* cV = sV + buf * Tr::kTileElems;
 #pragma unroll
     for (int kk = 0; kk < kNT / 2; ++kk) {
-      const uint32_t pa[4] = {dev::pack2<kType>(acc_s[2 * kk][0], acc_s[2 * kk][1]),
-                              dev::pack2<kType>(acc_s[2 * kk][2], acc_s[2 * kk][3]),
-                              dev::pack2<kType>(acc_s[2 * kk + 1][0], acc_s[2 * kk + 1][1]),
-                              dev::pack2<kType>(acc_s[2 * kk + 1][2], acc_s[2 * kk + 1][3])};
+      const uint32_t pa[4] = {MmaOf<kType>::pack(acc_s[2 * kk][0], acc_s[2 * kk][1]),
+                              MmaOf<kType>::pack(acc_s[2 * kk][2], acc_s[2 * kk][3]),
+                              MmaOf<kType>::pack(acc_s[2 * kk + 1][0], acc_s[2 * kk + 1][1]),
+                              MmaOf<kType>::pack(acc_s[2 * kk + 1][2], acc_s[2 * kk + 1][3])};
 #pragma unroll
       for (int dp = 0; dp < Tr::kDTiles / 2; ++dp) {
         uint32_t vf[4];
         const int r = key0 + kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = dp * 16 + (lane >> 4) * 8;
-        dev::ldsm_x4_trans(dev::smem_u32(cV + r * Tr::kStride + c), vf);
-        dev::mma16816<kType>(acc_o[2 * dp], pa, vf[0], vf[1]);
-        dev::mma16816<kType>(acc_o[2 * dp + 1], pa, vf[2], vf[3]);
+        ptx::ldsm_x4_t(vf, cV + r * Tr::kStride + c);
+        MmaOf<kType>::run(acc_o[2 * dp], pa, vf[0], vf[1]);
+        MmaOf<kType>::run(acc_o[2 * dp + 1], pa, vf[2], vf[3]);
       }
     }
   }
@@ -429,7 +379,7 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
       const int col = d * 8 + 2 * t4;
       if (col < D)
         *reinterpret_cast<uint32_t*>(o + col) =
-            dev::pack2<kType>(acc_o[d][2 * rr] * scale_out, acc_o[d][2 * rr + 1] * scale_out);
+            MmaOf<kType>::pack(acc_o[d][2 * rr] * scale_out, acc_o[d][2 * rr + 1] * scale_out);
     }
   }
 }
@@ -476,8 +426,8 @@ __device__ void combine_splits(const FlashParams& fp, unsigned char* smem, int b
       acc.x += wgt * v.x, acc.y += wgt * v.y, acc.z += wgt * v.z, acc.w += wgt * v.w;
     }
     uint32_t* o = reinterpret_cast<uint32_t*>(out + static_cast<int64_t>(gi[r]) * fp.ld + d);
-    o[0] = dev::pack2<kType>(acc.x, acc.y);
-    o[1] = dev::pack2<kType>(acc.z, acc.w);
+    o[0] = MmaOf<kType>::pack(acc.x, acc.y);
+    o[1] = MmaOf<kType>::pack(acc.z, acc.w);
   }
 }
 
@@ -524,25 +474,8 @@ cudaError_t launch_flash(const FlashParams& fp, bool pdl, cudaStream_t stream) {
   const long long ctas = static_cast<long long>(fp.global_ctas) + fp.band_ctas;
   if (ctas == 0) return cudaSuccess;
   if (ctas > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
-  auto kernel = flash_kernel<kType, kHeadDim>;
-  if (Tr::kSmemBytes > 48 * 1024) {
-    // Per device and function; cheap, not a stream operation (capture-safe), so set each call
-    // rather than keep "already set" state.
-    const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
-    if (err != cudaSuccess) return err;
-  }
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>(ctas));
-  cfg.blockDim = dim3(Tr::kThreads);
-  cfg.dynamicSmemBytes = Tr::kSmemBytes;
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = pdl ? 1 : 0;
-  const cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, fp);
-  return err != cudaSuccess ? err : cudaGetLastError();
+  return ptx::launch_kernel<flash_kernel<kType, kHeadDim>>(dim3(static_cast<unsigned>(ctas)), dim3(Tr::kThreads),
+                                                          Tr::kSmemBytes, pdl, stream, fp);
 }
 
 }  // namespace ortops::cuda::multigrain

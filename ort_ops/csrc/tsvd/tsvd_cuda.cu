@@ -8,9 +8,9 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "common/cuda_ptx.cuh"
 #include "tsvd/tsvd_cuda.h"
 #include "tsvd/tsvd_cuda_internal.h"
-#include "tsvd/tsvd_cuda_tc.cuh"  // PTX helpers (griddep_*)
 #include "tsvd/tsvd_cuda_traits.h"
 
 namespace ortops::cuda {
@@ -108,7 +108,7 @@ __global__ void __launch_bounds__(SimtCfg::kThreads) tsvd_simt_kernel(const Args
 template <typename T>
 __global__ void tsvd_finalize_kernel(const float* __restrict__ partial, int splits, int64_t M, int N,
                                      const T* __restrict__ bias, T* __restrict__ Y) {
-  griddep_wait();  // launched as a programmatic dependent of the main kernel (sm_90)
+  ptx::griddep_wait();  // launched as a programmatic dependent of the main kernel (sm_90)
   const int64_t total = M * N, stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
     float s = bias ? to_f(bias[e % N]) : 0.f;
@@ -306,11 +306,11 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
   const int64_t total = p.M * p.N;
   const dim3 grid(unsigned(std::min<int64_t>((total + 255) / 256, 4096)));
   if (dtype == DType::kFloat16)
-    return launch_kernel<tsvd_finalize_kernel<__half>>(grid, dim3(256), 0, plan.pdl, stream,
+    return ptx::launch_kernel<tsvd_finalize_kernel<__half>>(grid, dim3(256), 0, plan.pdl, stream,
                                                        static_cast<const float*>(a.partial), plan.splits, p.M,
                                                        int(p.N), static_cast<const __half*>(bias),
                                                        static_cast<__half*>(Y));
-  return launch_kernel<tsvd_finalize_kernel<__nv_bfloat16>>(grid, dim3(256), 0, plan.pdl, stream,
+  return ptx::launch_kernel<tsvd_finalize_kernel<__nv_bfloat16>>(grid, dim3(256), 0, plan.pdl, stream,
                                                             static_cast<const float*>(a.partial), plan.splits, p.M,
                                                             int(p.N), static_cast<const __nv_bfloat16*>(bias),
                                                             static_cast<__nv_bfloat16*>(Y));

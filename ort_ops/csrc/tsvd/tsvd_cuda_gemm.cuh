@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(C::kThreads, 2) tsvd_gemm_kernel(const TwoStag
 #pragma unroll
       for (int row = bvec_row; row < KC; row += kVecRowStep) {
         const bool ok = bvec_col_ok && k0 + row < klen;
-        cp_async16(sb + row * LDB + bvec_col, ok ? gB_col + b_row_off(k0 + row) : gB, ok ? 16 : 0);
+        cp_async16(sb + row * LDB + bvec_col, ok ? gB_col + b_row_off(k0 + row) : gB, ok);
       }
     } else {
       for (int e = tid; e < KC * BN; e += NT) {
@@ -119,31 +119,15 @@ __global__ void __launch_bounds__(C::kThreads, 2) tsvd_gemm_kernel(const TwoStag
     if (p < steps) issue(p, p);
     cp_async_commit();
   }
-  const int lrow = (lane & 7) + ((lane >> 3) & 1) * 8, lcol = (lane >> 4) * 8;
+  const int lrow = (lane & 7) + ((lane >> 3) & 1) * 8, lcol = (lane >> 4) * 8;  // ldmatrix.x4 lane offsets
   const int warp_row0 = wm * 16 * MF, warp_col0 = wn * C::kWNC;
   for (int s = 0; s < steps; ++s) {
     if (s + ST - 1 < steps) issue(s + ST - 1, (s + ST - 1) % ST);
     cp_async_commit();
     cp_async_wait<ST - 1>();
     __syncthreads();
-    const T* bA = sA + (s % ST) * C::kA;
-    const T* bB = sB + (s % ST) * C::kB;
-#pragma unroll
-    for (int ks = 0; ks < KC / 16; ++ks) {
-      uint32_t af[MF][4];
-#pragma unroll
-      for (int f = 0; f < MF; ++f) ldsm_x4(af[f], bA + (warp_row0 + f * 16 + lrow) * LDA + ks * 16 + lcol);
-#pragma unroll
-      for (int np = 0; np < NF / 2; ++np) {
-        uint32_t b[4];
-        ldsm_x4_t(b, bB + (ks * 16 + lrow) * LDB + warp_col0 + np * 16 + lcol);
-#pragma unroll
-        for (int f = 0; f < MF; ++f) {
-          Op::run(acc[f][2 * np], af[f], b[0], b[1]);
-          Op::run(acc[f][2 * np + 1], af[f], b[2], b[3]);
-        }
-      }
-    }
+    warp_mma<T, MF, NF, KC / 16, LDA, LDB>(acc, sA + (s % ST) * C::kA + warp_row0 * LDA,
+                                          sB + (s % ST) * C::kB + warp_col0, lrow, lcol);
     __syncthreads();  // buffer s % ST is refilled by the next iteration's prefetch
   }
   cp_async_wait<0>();

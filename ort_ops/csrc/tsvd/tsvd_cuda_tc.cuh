@@ -1,133 +1,24 @@
 // Private: the fused tensor-core kernel of TSVDMatMul for 16-bit types, included once per dtype
-// (tsvd_cuda_fp16.cu, tsvd_cuda_bf16.cu). mma.sync / ldmatrix / cp.async are sm_80 instructions,
-// so the same code serves the sm_80 and sm_90a builds and the compute_90 PTX.
+// (tsvd_cuda_fp16.cu, tsvd_cuda_bf16.cu), and the block loader the two-stage kernels share.
 #pragma once
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-
-#include <atomic>
 #include <cstdint>
-#include <mutex>
 
+#include "common/cuda_ptx.cuh"
 #include "tsvd/tsvd_cuda_traits.h"
 
 namespace ortops::cuda::tsvd {
 
-// ---- PTX wrappers ---------------------------------------------------------------------------
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-// 16-byte async copy; src_bytes = 0 zero-fills the destination (padding, tails).
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
-
-// Programmatic dependent launch (sm_90, plain PTX 7.8, so also in the compute_90 PTX; a no-op
-// for the sm_80 build and whenever the launch did not ask for it). wait: every global access of
-// this grid comes after the previous kernel in the stream has finished and flushed (A, U, V may
-// be its outputs); launch_dependents: the next kernel may start its prologue during our epilogue.
-__device__ __forceinline__ void griddep_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void griddep_launch_dependents() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-}
-
-// Every launch of the TSVD kernels: dynamic shared memory above 48 KB is opted into once per
-// kernel, device and size (not on every call), PDL on request (sm_90), launch errors checked.
-template <auto kKernel>
-cudaError_t allow_dynamic_smem(size_t bytes) {
-  if (bytes <= 48 * 1024) return cudaSuccess;
-  static std::atomic<size_t> allowed[64];  // per device ordinal: the largest size opted into
-  static std::mutex mu;
-  int dev = 0;
-  cudaError_t err = cudaGetDevice(&dev);
-  if (err != cudaSuccess) return err;
-  if (dev >= 64) return cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
-  if (allowed[dev].load(std::memory_order_acquire) >= bytes) return cudaSuccess;
-  std::lock_guard<std::mutex> lock(mu);  // never lower the attribute under a concurrent larger launch
-  if (allowed[dev].load(std::memory_order_relaxed) >= bytes) return cudaSuccess;
-  err = cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
-  if (err == cudaSuccess) allowed[dev].store(bytes, std::memory_order_release);
-  return err;
-}
-
-template <auto kKernel, typename... Params>
-cudaError_t launch_kernel(dim3 grid, dim3 block, size_t smem, bool pdl, cudaStream_t stream, Params... params) {
-  cudaError_t err = allow_dynamic_smem<kKernel>(smem);
-  if (err != cudaSuccess) return err;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = block;
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = pdl ? 1 : 0;
-  err = cudaLaunchKernelEx(&cfg, kKernel, params...);
-  return err != cudaSuccess ? err : cudaGetLastError();
-}
-
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_u32(p)));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_u32(p)));
-}
-
-template <typename T> struct Mma;
-template <> struct Mma<__half> {
-  __device__ __forceinline__ static void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-  __device__ __forceinline__ static uint32_t pack(float lo, float hi) {
-    __half2 h = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&h);
-  }
-  __device__ __forceinline__ static __half from_float(float x) { return __float2half_rn(x); }
-  __device__ __forceinline__ static float to_float(__half x) { return __half2float(x); }
-};
-template <> struct Mma<__nv_bfloat16> {
-  __device__ __forceinline__ static void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-  __device__ __forceinline__ static uint32_t pack(float lo, float hi) {
-    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&h);
-  }
-  __device__ __forceinline__ static __nv_bfloat16 from_float(float x) { return __float2bfloat16_rn(x); }
-  __device__ __forceinline__ static float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-};
-
-// Stores output columns n, n+1 of one row (the C fragment's pair) rounded once: one 4-byte store
-// when both exist and the address allows, else each column that exists.
-template <typename T>
-__device__ __forceinline__ void store_pair(T* y, float v0, float v1, bool ok0, bool ok1) {
-  if (ok1 && (reinterpret_cast<uintptr_t>(y) & 3) == 0) {
-    *reinterpret_cast<uint32_t*>(y) = Mma<T>::pack(v0, v1);
-  } else {
-    if (ok0) y[0] = Mma<T>::from_float(v0);
-    if (ok1) y[1] = Mma<T>::from_float(v1);
-  }
-}
+// The shared PTX vocabulary (common/cuda_ptx.cuh), by its short names.
+using ptx::cp_async16;
+using ptx::cp_async_commit;
+using ptx::cp_async_wait;
+using ptx::griddep_launch_dependents;
+using ptx::griddep_wait;
+using ptx::launch_kernel;
+using ptx::ldsm_x4;
+using ptx::ldsm_x4_t;
+using ptx::Mma;
+using ptx::store_pair;
 
 // Copies a ROWS x COLS block of a row-major global matrix (leading dim ldg) into shared memory
 // (leading dim LDS); elements outside [valid_rows, valid_cols) become 0 (A's zero padding, the
@@ -142,12 +33,37 @@ __device__ __forceinline__ void load_block(T* s, const T* g, int64_t ldg, int va
     for (int v = tid; v < ROWS * kVecPerRow; v += NT) {
       const int row = v / kVecPerRow, col = (v % kVecPerRow) * 8;
       const bool ok = row < valid_rows && col < valid_cols;
-      cp_async16(s + row * LDS + col, ok ? g + row * ldg + col : g, ok ? 16 : 0);
+      cp_async16(s + row * LDS + col, ok ? g + row * ldg + col : g, ok);
     }
   } else {
     for (int e = tid; e < ROWS * COLS; e += NT) {
       const int row = e / COLS, col = e % COLS;
       s[row * LDS + col] = (row < valid_rows && col < valid_cols) ? g[row * ldg + col] : T(0.f);
+    }
+  }
+}
+
+// One warp's acc[MF][N8] += A[16·MF rows, 16·KSTEPS] · B[16·KSTEPS, 8·N8 columns], both operands
+// row-major in shared memory: `a` at the warp's first row, `b` at its first column (ldmatrix.x4
+// for A, ldmatrix.x4.trans for B, each B fragment reused by the MF row fragments).
+// lrow, lcol: this lane's ldmatrix.x4 row and column inside a 16x16 block.
+template <typename T, int MF, int N8, int KSTEPS, int LDA, int LDB>
+__device__ __forceinline__ void warp_mma(float (&acc)[MF][N8][4], const T* a, const T* b, int lrow, int lcol) {
+  static_assert(N8 % 2 == 0, "B is loaded in pairs of n8 tiles");
+#pragma unroll
+  for (int ks = 0; ks < KSTEPS; ++ks) {
+    uint32_t af[MF][4];
+#pragma unroll
+    for (int f = 0; f < MF; ++f) ldsm_x4(af[f], a + (f * 16 + lrow) * LDA + ks * 16 + lcol);
+#pragma unroll
+    for (int np = 0; np < N8 / 2; ++np) {
+      uint32_t bf[4];
+      ldsm_x4_t(bf, b + (ks * 16 + lrow) * LDB + np * 16 + lcol);
+#pragma unroll
+      for (int f = 0; f < MF; ++f) {
+        Mma<T>::run(acc[f][2 * np], af[f], bf[0], bf[1]);
+        Mma<T>::run(acc[f][2 * np + 1], af[f], bf[2], bf[3]);
+      }
     }
   }
 }
@@ -261,24 +177,8 @@ __global__ void __launch_bounds__(Cfg::kThreads) tsvd_tc_kernel(const Args a) {
     __syncthreads();
 
     // Stage 1: tacc += A[rows, k chunk] · U[k chunk, rank chunk].
-    const T* bA = sA + (s % ST) * S::kA;
-    const T* bU = sU + (s % ST) * S::kU;
-#pragma unroll
-    for (int ks = 0; ks < KC / 16; ++ks) {
-      uint32_t af[MF][4];
-#pragma unroll
-      for (int f = 0; f < MF; ++f) ldsm_x4(af[f], bA + (warp_row0 + f * 16 + lrow) * S::kLDA + ks * 16 + lcol);
-#pragma unroll
-      for (int np = 0; np < RT8 / 2; ++np) {
-        uint32_t b[4];
-        ldsm_x4_t(b, bU + (ks * 16 + lrow) * S::kLDU + np * 16 + lcol);
-#pragma unroll
-        for (int f = 0; f < MF; ++f) {
-          Op::run(tacc[f][2 * np], af[f], b[0], b[1]);
-          Op::run(tacc[f][2 * np + 1], af[f], b[2], b[3]);
-        }
-      }
-    }
+    warp_mma<T, MF, RT8, KC / 16, S::kLDA, S::kLDU>(tacc, sA + (s % ST) * S::kA + warp_row0 * S::kLDA,
+                                                   sU + (s % ST) * S::kU, lrow, lcol);
 
     // Stage 2: acc += T (rounded to T's dtype, as the A operand straight from registers) · V.
     if (ends_vgroup(cp)) {
