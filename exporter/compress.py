@@ -59,7 +59,10 @@ def plan(model: nn.Module, family: Family, plan: CompressionPlan) -> Compression
             tile = (min(DEFAULT_TILE, k), min(DEFAULT_TILE, n))
         else:
             tile = plan.tile
-            tsvd.check_tile(k, n, *tile)
+            try:
+                tsvd.check_tile(k, n, *tile)
+            except tsvd.TSVDConfigError as error:
+                raise tsvd.TSVDConfigError(f"{error} of {name}") from None
         if plan.rank == FULL_RANK:
             rank = min(tile)
         elif plan.rank is not None:

@@ -156,18 +156,71 @@ def _check_arguments(args) -> tuple:
     return output, groups, (args.atol if args.atol is not None else atol, args.rtol if args.rtol is not None else rtol)
 
 
+def _first_line(error: BaseException) -> str:
+    """One readable line of an exception: the torch exporter's own summary line when it has one
+    (its message is a page of advice), else the first line (plus the next when that one only
+    introduces it, as in transformers' config validation errors)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if line.startswith("## Exception summary") and index + 1 < len(lines):
+            return lines[index + 1]
+    if not lines:
+        return type(error).__name__
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]
+
+
+def _check_sequence_lengths(args, model) -> None:
+    """Batch and sequence lengths of the export example and the validation against the model:
+    explicit values that cannot run are usage errors; the default validation length stays within
+    the model's position table. Sets args.validate_batch / args.validate_seq_len."""
+    from .cli import UsageError
+    from .models import max_sequence_length
+
+    limit = max_sequence_length(model)
+    if limit is not None and args.seq_len > limit:
+        raise UsageError(f"--seq-len {args.seq_len} exceeds the model's {limit} positions")
+    for option, value, dynamic, exported in (("--validate-batch", args.validate_batch, args.dynamic_batch, args.batch),
+                                             ("--validate-seq-len", args.validate_seq_len, args.dynamic_seq, args.seq_len)):
+        if value is None:
+            continue
+        if value < 1:
+            raise UsageError(f"{option} must be >= 1, got {value}")
+        if not dynamic and value != exported:
+            raise UsageError(f"{option} {value} differs from the export example's {exported} on a static axis")
+    if args.validate_seq_len is not None and limit is not None and args.validate_seq_len > limit:
+        raise UsageError(f"--validate-seq-len {args.validate_seq_len} exceeds the model's {limit} positions")
+    if args.validate_batch is None:
+        args.validate_batch = args.batch + 1 if args.dynamic_batch else args.batch
+    if args.validate_seq_len is None:
+        seq = args.seq_len + 13 if args.dynamic_seq else args.seq_len
+        if limit is not None and seq > limit:  # another length than the export's when there is room
+            seq = limit if limit != args.seq_len else max(2, args.seq_len - 1)
+        args.validate_seq_len = seq
+
+
 def run(args) -> int:
-    from .cli import EXIT_FAILED, EXIT_OK, UsageError
+    from .cli import EXIT_FAILED, EXIT_OK, PROG, UsageError
     from .families import UnsupportedModel, family_for
     from . import models, tsvd
 
     output, groups, (atol, rtol) = _check_arguments(args)
     try:
         family_for(models.architecture_of(args.model))  # fail fast, before loading weights
+    except (FileNotFoundError, UnsupportedModel, OSError) as error:
+        raise UsageError(str(error).splitlines()[0]) from None
+    except Exception as error:  # a config transformers cannot read
+        raise UsageError(f"cannot read the config of {args.model}: {_first_line(error)}") from None
+    try:
         with step(f"loading {args.model}"):
             loaded = models.load(args.model)
     except (FileNotFoundError, UnsupportedModel, OSError) as error:
         raise UsageError(str(error).splitlines()[0]) from None
+    except Exception as error:  # e.g. a config that transformers' model class rejects
+        raise UsageError(f"cannot load {args.model}: {_first_line(error)}") from None
+    _check_sequence_lengths(args, loaded.model)
+    _check_model_config(loaded.model)
     from . import compress
 
     plan = compress.CompressionPlan(groups=groups, ratio=args.compress, rank=args.rank, tile=args.tile)
@@ -178,7 +231,35 @@ def run(args) -> int:
 
     from .pipeline import export_and_validate
 
-    return EXIT_OK if export_and_validate(args, loaded, plan, output, atol, rtol, step, log) else EXIT_FAILED
+    try:
+        passed = export_and_validate(args, loaded, plan, output, atol, rtol, step, log)
+    except Exception as error:  # nothing is left half-written (write_atomically)
+        if args.verbose:
+            raise
+        print(f"{PROG}: error: export failed: {type(error).__name__}: {_first_line(error)} "
+              "(--verbose shows the traceback)", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK if passed else EXIT_FAILED
+
+
+def _check_model_config(model) -> None:
+    """Configs known not to capture with a dynamic sequence axis, or with no PyTorch reference to
+    validate against, refused before any work."""
+    from .cli import UsageError
+
+    config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) == "longformer":
+        windows = config.attention_window
+        windows = list(windows) if isinstance(windows, (list, tuple)) else [windows]
+        if min(windows) < 4:
+            raise UsageError(f"attention_window {min(windows)} (layer {windows.index(min(windows))}): HF "
+                             "LongformerSelfAttention fails on windows below 4, so there is no PyTorch model "
+                             "to compress or validate against")
+    rope = getattr(config, "rope_scaling", None) or getattr(config, "rope_parameters", None) or {}
+    rope_type = rope.get("rope_type", rope.get("type")) if isinstance(rope, dict) else None
+    if rope_type == "dynamic":
+        raise UsageError("rope_type 'dynamic' (dynamic NTK RoPE) is not supported: its frequencies depend on "
+                         "the sequence length through a data-dependent branch that torch.export cannot capture")
 
 
 def write_atomically(output: Path, write) -> list[Path]:

@@ -32,9 +32,13 @@ class Family:
     lm_head: tuple[str, ...] = ()
     global_attention: bool = False  # takes `global_attention_mask`
     export_patches: Callable[[nn.Module], ContextManager] = _no_patches
+    output: str = ""  # the graph's output when not the kind's default (a decoder's base model)
+    reference_patches: Callable[[nn.Module], ContextManager] = _no_patches  # for stock eager runs
 
     @property
     def output_name(self) -> str:
+        if self.output:
+            return self.output
         return "last_hidden_state" if self.kind == "encoder" else "logits"
 
     def module_names(self, model: nn.Module, groups: set[str]) -> list[str]:
@@ -57,6 +61,7 @@ LONGFORMER = Family(
     "longformer", "encoder",
     attention=(r"attention\.self\.(query|key|value)(_global)?", r"attention\.output\.dense"),
     mlp=_BERT_MLP, global_attention=True, export_patches=longformer.export_patches,
+    reference_patches=longformer.reference_patches,
 )
 GPT2 = Family("gpt2", "decoder", attention=(r"attn\.c_attn", r"attn\.c_proj"),
               mlp=(r"mlp\.c_fc", r"mlp\.c_proj"), lm_head=(r"lm_head",))
@@ -66,6 +71,10 @@ LLAMA = Family("llama", "decoder", attention=(r"self_attn\.(q|k|v|o)_proj",),
 # Sequence classifiers: the same layers plus their head (never compressed), output logits [B, labels]
 BERT_CLASSIFIER = dataclasses.replace(BERT, kind="classifier")
 LONGFORMER_CLASSIFIER = dataclasses.replace(LONGFORMER, kind="classifier")
+# A decoder's base model (GPT2Model, LlamaModel, ...) has no LM head: causal, but its output is
+# last_hidden_state [B, S, E]
+GPT2_BASE = dataclasses.replace(GPT2, lm_head=(), output="last_hidden_state")
+LLAMA_BASE = dataclasses.replace(LLAMA, lm_head=(), output="last_hidden_state")
 
 FAMILIES: dict[str, Family] = {
     "LongformerModel": LONGFORMER,
@@ -74,14 +83,14 @@ FAMILIES: dict[str, Family] = {
     "BertForSequenceClassification": BERT_CLASSIFIER,
     "RobertaModel": BERT,
     "RobertaForSequenceClassification": BERT_CLASSIFIER,
-    "GPT2Model": GPT2,
+    "GPT2Model": GPT2_BASE,
     "GPT2LMHeadModel": GPT2,
-    "LlamaModel": LLAMA,
+    "LlamaModel": LLAMA_BASE,
     "LlamaForCausalLM": LLAMA,
     # Llama-family decoders with the same module names (q/k/v/o_proj, gate/up/down_proj)
-    "MistralModel": LLAMA,
+    "MistralModel": LLAMA_BASE,
     "MistralForCausalLM": LLAMA,
-    "Qwen2Model": LLAMA,
+    "Qwen2Model": LLAMA_BASE,
     "Qwen2ForCausalLM": LLAMA,
 }
 

@@ -72,3 +72,37 @@ def export_patches(model: torch.nn.Module):
             module.__dict__.pop("forward", None)
             module.__dict__.pop("_pad_to_window_size", None)
 
+
+
+@contextlib.contextmanager
+def reference_patches(model: torch.nn.Module):
+    """Lets *stock* HF Longformer (the validation reference) run per-layer windows that do not all
+    divide the largest one (e.g. [6, 8]): HF pads the input to a multiple of max(attention_window),
+    but every layer needs a multiple of its own window, so pad to their least common multiple
+    instead. Padding tokens are masked out and cut off again, so the function is unchanged."""
+    from transformers.models.longformer import modeling_longformer as hf
+
+    patched = []
+    for module in model.modules():
+        windows = getattr(getattr(module, "config", None), "attention_window", None)
+        if isinstance(module, hf.LongformerModel) and isinstance(windows, (list, tuple)):
+            multiple = math.lcm(*windows)
+            if multiple != max(windows) and "_pad_to_window_size" not in module.__dict__:
+                module._pad_to_window_size = types.MethodType(_lcm_padding(multiple), module)
+                patched.append(module)
+    try:
+        yield model
+    finally:
+        for module in patched:
+            module.__dict__.pop("_pad_to_window_size", None)
+
+
+def _lcm_padding(multiple: int):
+    def pad(self, *args, **kwargs):
+        windows = self.config.attention_window
+        self.config.attention_window = multiple  # the only forward-time reader of this field
+        try:
+            return type(self)._pad_to_window_size(self, *args, **kwargs)
+        finally:
+            self.config.attention_window = windows
+    return pad

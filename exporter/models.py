@@ -110,3 +110,14 @@ def load(source: str) -> LoadedModel:
         if kind == "dir":  # a fine-tuned directory: its compressed layers come back as TSVDLinear
             tsvd_common.restore_factors(model, directory)
     return LoadedModel(model.eval(), class_name, family, source)
+
+
+def max_sequence_length(model: nn.Module) -> int | None:
+    """The longest sequence the model's learned position table takes (BERT: max_position_embeddings;
+    RoBERTa/Longformer: minus pad_token_id + 1, where their positions start; GPT-2: n_positions),
+    or None for rotary models (Llama family), which have no table to run off the end of."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Embedding) and name.rpartition(".")[2] in ("position_embeddings", "wpe"):
+            offset = module.padding_idx + 1 if module.padding_idx is not None else 0
+            return module.num_embeddings - offset
+    return None

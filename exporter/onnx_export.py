@@ -59,6 +59,15 @@ def _quiet(enabled: bool):
         logger.setLevel(level)
 
 
+def _optimize(program) -> None:
+    """What `optimize=True` does (constant folding, dead code), minus onnxscript's opset-23
+    fusions: its RotaryEmbedding fusion writes cos/sin caches of batch 1 ([1, S, D/2] from HF's
+    position_ids), which ONNX's RotaryEmbedding(23) and onnxruntime reject at any batch size."""
+    import onnxscript.optimizer
+
+    onnxscript.optimizer.optimize_ir(program.model)
+
+
 def export_graph(model: torch.nn.Module, family: Family, example: dict[str, torch.Tensor],
                  settings: ExportSettings, *, verbose: bool = False) -> onnx.ModelProto:
     """Captures the model (with its family's export rewrites) and returns the ONNX model,
@@ -70,8 +79,9 @@ def export_graph(model: torch.nn.Module, family: Family, example: dict[str, torc
             custom_translation_table=onnx_translation.TRANSLATION_TABLE,
             dynamic_shapes=_dynamic_shapes(family, settings),
             input_names=input_names(family), output_names=[family.output_name],
-            opset_version=settings.opset, optimize=True, verbose=verbose,
+            opset_version=settings.opset, optimize=False, verbose=verbose,
         )
+        _optimize(program)
     proto = program.model_proto
     used = {n.op_type for n in proto.graph.node if n.domain == schemas.DOMAIN}
     proto.functions.extend(f for f in onnx_functions.function_protos(settings.opset) if f.name in used)

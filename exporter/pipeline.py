@@ -38,11 +38,11 @@ def export_and_validate(args, loaded, plan, output: Path, atol: float, rtol: flo
     }
 
     if plan.layers:
-        with torch.no_grad():
+        with torch.no_grad(), family.reference_patches(model):
             original = GraphModule(model, family)(**feeds).float()
         with step(f"tiled SVD of {len(plan.layers)} layers"):
             layers = compress.apply(model, plan, log=log)
-        with torch.no_grad():
+        with torch.no_grad(), family.reference_patches(model):
             compressed = GraphModule(model, family)(**feeds).float()
         fidelity = compress.fidelity(original, compressed, feeds[inputs.ATTENTION_MASK], family.kind)
         del original, compressed
@@ -77,8 +77,9 @@ def export_and_validate(args, loaded, plan, output: Path, atol: float, rtol: flo
 
     with step(f"validation at B={val_batch} S={val_seq}"):
         try:
-            result = validate.validate(str(output), GraphModule(model, family).eval(), feeds,
-                                       atol=atol, rtol=rtol, device=args.device)
+            with family.reference_patches(model):
+                result = validate.validate(str(output), GraphModule(model, family).eval(), feeds,
+                                           atol=atol, rtol=rtol, device=args.device)
         except Exception as error:  # a runtime that cannot run the model is a failed validation
             log(f"[exporter] validation could not run: {type(error).__name__}: {str(error).splitlines()[0]}")
             if args.dtype == "bfloat16" and args.device == "cpu" and "NOT_IMPLEMENTED" in str(error):

@@ -95,6 +95,8 @@ def run_onnx(path: str, feeds: dict[str, np.ndarray], device: str) -> tuple[np.n
 
 
 def compare(actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float) -> dict:
+    if actual.shape != expected.shape:  # broadcasting would compare the wrong elements
+        raise ValueError(f"onnxruntime output shape {list(actual.shape)} != PyTorch's {list(expected.shape)}")
     actual = actual.astype(np.float64)
     expected = expected.astype(np.float64)
     diff = np.abs(actual - expected)
