@@ -40,3 +40,22 @@ def graph_times(fn, n_sets: int, calls: int, replays: int) -> list[float]:
 def graph_time(fn, n_sets: int, calls: int, replays: int) -> float:
     """Median seconds per call (see graph_times)."""
     return statistics.median(graph_times(fn, n_sets, calls, replays))
+
+
+def copy_bandwidth(nbytes: int = 1 << 30) -> float:
+    """Device-to-device copy rate, bytes read + written per second (median of 5 copies): the
+    memory roofline the benchmarks report against."""
+    x = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
+    y = torch.empty_like(x)
+    y.copy_(x)
+    ts = []
+    for _ in range(5):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        y.copy_(x)
+        b.record()
+        b.synchronize()
+        ts.append(a.elapsed_time(b) * 1e-3)
+    del x, y
+    torch.cuda.empty_cache()
+    return 2 * nbytes / statistics.median(ts)

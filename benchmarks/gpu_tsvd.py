@@ -83,25 +83,6 @@ def time_graph(fn_list, min_calls=20, replays=10):
     return statistics.median(times), times
 
 
-def copy_bandwidth():
-    x = torch.empty(int(2e9) // 2, dtype=torch.float16, device="cuda")
-    y = torch.empty_like(x)
-    y.copy_(x)
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(5):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        y.copy_(x)
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b) * 1e-3)
-    bw = 2 * x.numel() * 2 / statistics.median(ts)
-    del x, y
-    torch.cuda.empty_cache()
-    return bw
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer sizes (smoke run)")
@@ -126,7 +107,7 @@ def main():
     dev = "cuda"
     torch.manual_seed(0)
     props = torch.cuda.get_device_properties(0)
-    bw_copy = copy_bandwidth()
+    bw_copy = cuda_timing.copy_bandwidth(int(2e9))
     print(f"# {props.name}, {props.multi_processor_count} SMs, torch {torch.__version__}, "
           f"copy bandwidth {bw_copy / 1e12:.2f} TB/s (read + write)", flush=True)
     rows = []

@@ -91,6 +91,17 @@ struct Mma {
   }
 };
 
+// Zeroes a warp's fp32 mma accumulators (fragments [rows][n8 tiles][4]).
+template <int MF, int N8>
+__device__ __forceinline__ void zero_acc(float (&acc)[MF][N8][4]) {
+#pragma unroll
+  for (int f = 0; f < MF; ++f)
+#pragma unroll
+    for (int n = 0; n < N8; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[f][n][e] = 0.f;
+}
+
 // Stores output columns n, n+1 of one row (an mma C-fragment pair), rounded once: one 4-byte
 // store when both exist and the address allows it, else each column that exists.
 template <typename T>

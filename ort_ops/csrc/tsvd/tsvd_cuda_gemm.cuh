@@ -106,12 +106,7 @@ __global__ void __launch_bounds__(C::kThreads, 2) tsvd_gemm_kernel(const TwoStag
   };
 
   float acc[MF][NF][4];
-#pragma unroll
-  for (int f = 0; f < MF; ++f)
-#pragma unroll
-    for (int n = 0; n < NF; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[f][n][e] = 0.f;
+  zero_acc(acc);
 
   griddep_wait();  // A, U, V (stage 1) or T (stage 2) may be written by the previous kernel
 #pragma unroll

@@ -19,6 +19,7 @@ using ptx::ldsm_x4;
 using ptx::ldsm_x4_t;
 using ptx::Mma;
 using ptx::store_pair;
+using ptx::zero_acc;
 
 // Copies a ROWS x COLS block of a row-major global matrix (leading dim ldg) into shared memory
 // (leading dim LDS); elements outside [valid_rows, valid_cols) become 0 (A's zero padding, the
@@ -135,18 +136,8 @@ __global__ void __launch_bounds__(Cfg::kThreads) tsvd_tc_kernel(const Args a) {
 
   float acc[MF][NT8][4];  // Y block of this warp, fp32
   float tacc[MF][RT8][4];  // T = A_i · U_ij (rows of this warp, RC columns), fp32
-#pragma unroll
-  for (int f = 0; f < MF; ++f)
-#pragma unroll
-    for (int n = 0; n < NT8; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[f][n][e] = 0.f;
-#pragma unroll
-  for (int f = 0; f < MF; ++f)
-#pragma unroll
-    for (int n = 0; n < RT8; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) tacc[f][n][e] = 0.f;
+  zero_acc(acc);
+  zero_acc(tacc);
 
   // Ring of ST buffers: steps s .. s+ST-2 are in flight while step s is computed. A V group
   // (one tile row, or one rank chunk when V is shared) spans >= 1 step, so V's ring of ST
@@ -204,12 +195,7 @@ __global__ void __launch_bounds__(Cfg::kThreads) tsvd_tc_kernel(const Args a) {
           }
         }
       }
-#pragma unroll
-      for (int f = 0; f < MF; ++f)
-#pragma unroll
-        for (int n = 0; n < RT8; ++n)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) tacc[f][n][e] = 0.f;
+      zero_acc(tacc);
     }
     cp.next(a, i_begin, i_end, KC);
     __syncthreads();  // buffer s % ST is refilled by the next iteration's prefetch
