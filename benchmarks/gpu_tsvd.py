@@ -45,7 +45,7 @@ def load_shim(path):
     lib.ortops_test_tsvd_workspace_bytes.restype = i64
     if hasattr(lib, "ortops_test_tsvd_ex"):
         lib.ortops_test_tsvd_ex.argtypes = ([i32, p, p, p, p, p] + [i64] * 8 +
-                                            [i32, i32, p, p, i32, i64, i64, i32, i32, i32, i32])
+                                            [i32, i32, p, p, i32, i64, i64, i32, i32, i32, i32, i32])
         lib.ortops_test_tsvd_ex.restype = i32
         lib.ortops_test_tsvd_workspace_bytes_ex.argtypes = [i32] + [i64] * 8 + [i32, i32, i32, i64, i64, i32]
         lib.ortops_test_tsvd_workspace_bytes_ex.restype = i64
@@ -58,18 +58,20 @@ LARGE = [(4096, 4096, M) for M in (1024, 8192, 128, 256, 512, 1)] + \
         [(4096, 14336, M) for M in (1024, 8192, 128, 256)] + \
         [(K, N, M) for K, N in SHAPES[:2] for M in (128, 1024)]
 # name, path, T cap, ring (0: k32 x 4, 1: k64 x 3), pdl (-1 default, 0 off), stage mask (1/2: one stage
-# only, timing only), fused kernel's CTAs per SM for its split (-1 default), smallest M, largest M.
-VARIANTS = [("fused", 1, -1, -1, -1, 3, -1, 17, 1024),
-            ("two", 2, -1, 0, -1, 3, -1, 1, 1 << 30),
-            ("two_k64", 2, -1, 1, -1, 3, -1, 128, 1 << 30),
-            ("two_nopdl", 2, -1, 0, 0, 3, -1, 128, 1 << 30),
-            ("two_nocap", 2, 1 << 40, 0, -1, 3, -1, 1024, 1 << 30),
-            ("two_k64_cap128M", 2, 128 << 20, 1, -1, 3, -1, 1024, 1 << 30),
-            ("stage1_only", 2, -1, 0, -1, 1, -1, 1, 1 << 30),
-            ("stage2_only", 2, -1, 0, -1, 2, -1, 1, 1 << 30)]
-# --variants small: the fused kernel's tile-row split at M <= 16 aimed at 2 / 8 / 16 CTAs per SM
-# (default 4).
-SMALL_VARIANTS = [(f"split{n}", 0, -1, -1, -1, 3, n, 1, 16) for n in (2, 8, 16)]
+# only, timing only), fused kernel's CTAs per SM for its split (-1 default), split sums (-1 default:
+# in-kernel; 0 finalize kernel), smallest M, largest M.
+VARIANTS = [("fused", 1, -1, -1, -1, 3, -1, -1, 17, 1024),
+            ("two", 2, -1, 0, -1, 3, -1, -1, 1, 1 << 30),
+            ("two_k64", 2, -1, 1, -1, 3, -1, -1, 128, 1 << 30),
+            ("two_nopdl", 2, -1, 0, 0, 3, -1, -1, 128, 1 << 30),
+            ("two_nocap", 2, 1 << 40, 0, -1, 3, -1, -1, 1024, 1 << 30),
+            ("two_k64_cap128M", 2, 128 << 20, 1, -1, 3, -1, -1, 1024, 1 << 30),
+            ("stage1_only", 2, -1, 0, -1, 1, -1, -1, 1, 1 << 30),
+            ("stage2_only", 2, -1, 0, -1, 2, -1, -1, 1, 1 << 30)]
+# --variants small: the split sums added by the separate finalize kernel (the default adds them in
+# the main kernel), and the fused kernel's tile-row split at M <= 256 aimed at 2 / 8 CTAs per SM.
+SMALL_VARIANTS = ([("finalize", 0, -1, -1, -1, 3, -1, 0, 1, 256)] +
+                  [(f"split{n}", 0, -1, -1, -1, 3, n, -1, 1, 16) for n in (2, 8)])
 
 
 def n_sets_for(bytes_per_set):
@@ -153,18 +155,19 @@ def main():
                             raise RuntimeError(f"tsvd launcher: CUDA error {rc}")
                     t_ts, all_t = time_graph([lambda U=U, V=V: call(U, V) for U, V in facs])
                     variants = {}
-                    for vname, vpath, vcap, vcfg, vpdl, vmask, vps, vmin, vmax in variant_list:
+                    for vname, vpath, vcap, vcfg, vpdl, vmask, vps, vsum, vmin, vmax in variant_list:
                         if not vmin <= M <= vmax:
                             continue  # fused at M = 8192: ~1-4 ms (docs/tsvd_cuda.md, run 3)
                         vb = lib.ortops_test_tsvd_workspace_bytes_ex(1, M, K, N, Tk, Tn, t, t, r, 0, 0, vpath, -1, vcap,
                                                                      vps)
                         vws = torch.empty(max(vb, 16), device=dev, dtype=torch.uint8)
 
-                        def vcall(U, V, vpath=vpath, vcap=vcap, vws=vws, vcfg=vcfg, vpdl=vpdl, vmask=vmask, vps=vps):
+                        def vcall(U, V, vpath=vpath, vcap=vcap, vws=vws, vcfg=vcfg, vpdl=vpdl, vmask=vmask, vps=vps,
+                                  vsum=vsum):
                             rc = lib.ortops_test_tsvd_ex(1, A.data_ptr(), U.data_ptr(), V.data_ptr(), None,
                                                          Y.data_ptr(), M, K, N, Tk, Tn, t, t, r, 0, 0,
                                                          vws.data_ptr(), stream_ptr(), vpath, -1, vcap, vcfg, vpdl,
-                                                         vmask, vps)
+                                                         vmask, vps, vsum)
                             if rc != 0:
                                 raise RuntimeError(f"tsvd launcher ({vname}): CUDA error {rc}")
                         vt, _ = time_graph([lambda U=U, V=V: vcall(U, V) for U, V in facs])

@@ -32,7 +32,7 @@ def tsvd(K, N, M, c, tile, path=0, reps=3):
     stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
     for _ in range(reps):
         rc = lib.ortops_test_tsvd_ex(1, A.data_ptr(), U.data_ptr(), V.data_ptr(), None, Y.data_ptr(), *args,
-                                     ws.data_ptr(), stream, path, -1, -1, -1, -1, 3, -1)
+                                     ws.data_ptr(), stream, path, -1, -1, -1, -1, 3, -1, -1)
         assert rc == 0, f"CUDA error {rc}"
     torch.cuda.synchronize()
 

@@ -43,7 +43,7 @@ def lib():
         _lib.ortops_test_tsvd.argtypes = [i32, p, p, p, p, p] + [i64] * 8 + [i32, i32, p]
         _lib.ortops_test_tsvd.restype = i32
         _lib.ortops_test_tsvd_ex.argtypes = ([i32, p, p, p, p, p] + [i64] * 8 +
-                                             [i32, i32, p, p, i32, i64, i64, i32, i32, i32, i32])
+                                             [i32, i32, p, p, i32, i64, i64, i32, i32, i32, i32, i32])
         _lib.ortops_test_tsvd_ex.restype = i32
     return _lib
 
@@ -57,7 +57,7 @@ def run_tsvd(A, U, V, bias, Y, K, N, Tk, Tn, tk, tn, r, su, sv, code, path=None,
         return lib().ortops_test_tsvd(code, ptr(A), ptr(U), ptr(V), ptr(bias), ptr(Y), M, K, N, Tk, Tn, tk, tn, r,
                                       int(su), int(sv), stream)
     return lib().ortops_test_tsvd_ex(code, ptr(A), ptr(U), ptr(V), ptr(bias), ptr(Y), M, K, N, Tk, Tn, tk, tn, r,
-                                     int(su), int(sv), None, stream, path, -1, cap, cfg, -1, 3, -1)
+                                     int(su), int(sv), None, stream, path, -1, cap, cfg, -1, 3, -1, -1)
 
 
 # (leading dims of A, K, N, tk, tn, r, shared U, shared V, bias). N < Tn*tn and K < Tk*tk mark
@@ -142,3 +142,124 @@ def check_case(shape, lead, dtype, rng, path=None, cap=-1, cfg=-1):
     print(f"rel err {err:.2e} (torch {err_t:.2e}); max err {mx:.2e} rms (torch {mx_t:.2e}) at {where}")
     assert err <= 2 * err_t + f_rel, f"relative error {err:.3e} > 2 x torch {err_t:.3e} + {f_rel}"
     assert mx <= 4 * mx_t + f_max, f"max error {mx:.3e} rms at {where} > 4 x torch {mx_t:.3e} + {f_max}"
+
+
+# ---- split sums added up inside the main kernel (last CTA per output block, per-stream counters) ----
+# Small M with many tile rows: the fused kernel splits the tile rows across CTAs. (K, N, tk, tn, r,
+# bias, leading dims): partial tiles, odd rank, the 64-row configuration (M = 40) and tile 256.
+SPLIT_CASES = [(4096, 384, 128, 128, 16, True, (1,)), (3000, 200, 96, 80, 7, False, (5,)),
+               (4096, 512, 256, 256, 32, True, (16,)), (2048, 300, 64, 64, 8, True, (40,)),
+               (4100, 130, 128, 64, 12, False, (2, 3))]
+
+
+def _split_inputs(case, dtype, seed):
+    K, N, tk, tn, r, with_bias, lead = case
+    _, tdt = DTYPES[dtype]
+    Tk, Tn = -(-K // tk), -(-N // tn)
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    randn = lambda *s, scale=1.0: (torch.randn(*s, generator=g, device="cuda", dtype=torch.float64) * scale).to(tdt)  # noqa: E731
+    A = randn(*lead, K)
+    U = randn(Tk, Tn, tk, r, scale=tk ** -0.5)
+    V = randn(Tk, Tn, r, tn, scale=r ** -0.5)
+    bias = randn(N) if with_bias else None
+    return A, U, V, bias, (K, N, Tk, Tn, tk, tn, r)
+
+
+def _run_split(A, U, V, bias, dims, dtype, split_sum, stream):
+    """One launch on `stream` (no wait); split_sum -1: in-kernel, 0: finalize kernel. Returns Y."""
+    K, N, Tk, Tn, tk, tn, r = dims
+    code, tdt = DTYPES[dtype]
+    M = A.numel() // K
+    Y = torch.full((*A.shape[:-1], N), float("nan"), device="cuda", dtype=tdt)
+    ws_bytes = lib().ortops_test_tsvd_workspace_bytes(code, M, K, N, Tk, Tn, tk, tn, r, 0, 0)
+    assert ws_bytes > 0, "case does not split the tile rows (no partial sums): pick more tile rows"
+    ws = torch.empty(ws_bytes, device="cuda", dtype=torch.uint8)
+    ptr = lambda t: ctypes.c_void_p(t.data_ptr()) if t is not None else None  # noqa: E731
+    rc = lib().ortops_test_tsvd_ex(code, ptr(A), ptr(U), ptr(V), ptr(bias), ptr(Y), M, K, N, Tk, Tn, tk, tn, r,
+                                   0, 0, ptr(ws), ctypes.c_void_p(stream.cuda_stream), 0, -1, -1, -1, -1, 3, -1,
+                                   split_sum)
+    assert rc == 0, f"launcher returned CUDA error {rc}"
+    Y._keep_ws = ws  # the workspace must outlive the (asynchronous) launch
+    return Y
+
+
+def _counters_nonzero(stream):
+    lib().ortops_test_stream_counters_nonzero.argtypes = [ctypes.c_void_p]
+    return lib().ortops_test_stream_counters_nonzero(ctypes.c_void_p(stream.cuda_stream))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("case", SPLIT_CASES, ids=lambda c: f"K{c[0]}N{c[1]}t{c[2]}x{c[3]}r{c[4]}M{c[6]}")
+def test_split_sum_in_kernel_matches_finalize(case, dtype, rng):
+    """The in-kernel sum is the finalize kernel's sum bit for bit, and right against float64."""
+    A, U, V, bias, dims = _split_inputs(case, dtype, int(rng.integers(2**62)))
+    stream = torch.cuda.current_stream()
+    _run_split(A, U, V, bias, dims, dtype, -1, stream)  # first call on the stream makes its counters
+    torch.cuda.synchronize()
+    assert _counters_nonzero(stream) == 0, "the stream has no zeroed counter array after a launch"
+    y_in = _run_split(A, U, V, bias, dims, dtype, -1, stream)
+    y_fin = _run_split(A, U, V, bias, dims, dtype, 0, stream)
+    torch.cuda.synchronize()
+    assert torch.isfinite(y_in).all(), "in-kernel split sum left outputs unwritten"
+    assert torch.equal(y_in, y_fin), "in-kernel split sum differs from the finalize kernel's"
+    assert _counters_nonzero(stream) == 0, "a launch left counters non-zero"
+    K, N, Tk, Tn, tk, tn, r = dims
+    to64 = lambda t: t.double().cpu().numpy()  # noqa: E731
+    ref = ref_tsvd(to64(A), to64(U), to64(V), None if bias is None else to64(bias), out_features=N)
+    err = np.linalg.norm(to64(y_in) - ref) / np.linalg.norm(ref)
+    assert err < FLOOR[dtype][0] * 10, f"relative error {err:.2e}"
+
+
+def test_split_sum_counters_survive_back_to_back_launches(rng):
+    """40 launches of different grids on one stream, no waits between them, then the same on two
+    streams interleaved: each launch must find its counters zeroed by the one before (else a block
+    elects no last CTA and its outputs stay NaN, or one elects two)."""
+    dtype = "float16"
+    sets = [_split_inputs(c, dtype, int(rng.integers(2**62))) for c in SPLIT_CASES]
+    s1, s2 = torch.cuda.Stream(), torch.cuda.Stream()
+    for s in (s1, s2):
+        s.wait_stream(torch.cuda.current_stream())
+    expected = []
+    with torch.cuda.stream(s1):
+        for A, U, V, bias, dims in sets:
+            expected.append(_run_split(A, U, V, bias, dims, dtype, 0, s1))
+    torch.cuda.synchronize()
+    outs = []
+    for k in range(40):
+        idx = k % len(sets)
+        stream = s1 if k < 20 or k % 2 else s2
+        A, U, V, bias, dims = sets[idx]
+        outs.append((idx, _run_split(A, U, V, bias, dims, dtype, -1, stream)))
+    torch.cuda.synchronize()
+    for k, (idx, y) in enumerate(outs):
+        assert torch.equal(y, expected[idx]), f"launch {k} (case {idx}) differs from the finalize kernel's result"
+    assert _counters_nonzero(s1) == 0 and _counters_nonzero(s2) == 0, "counters left non-zero"
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["warm-stream", "first-use-in-capture"])
+def test_split_sum_under_graph_capture(warm, rng):
+    """Captured launches replay correctly with new inputs: on a stream that already has counters
+    (in-kernel sums), and on one whose first use is the capture (no allocation then: finalize)."""
+    dtype = "float16"
+    A, U, V, bias, dims = _split_inputs(SPLIT_CASES[0], dtype, int(rng.integers(2**62)))
+    lib().ortops_test_new_stream.restype = ctypes.c_void_p
+    s = torch.cuda.ExternalStream(lib().ortops_test_new_stream())  # never used before
+    s.wait_stream(torch.cuda.current_stream())
+    if warm:
+        with torch.cuda.stream(s):
+            _run_split(A, U, V, bias, dims, dtype, -1, s)
+        torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    A_in = A.clone()
+    with torch.cuda.graph(g, stream=s):
+        Y = _run_split(A_in, U, V, bias, dims, dtype, -1, s)
+    for _ in range(3):
+        A_new, *_ = _split_inputs(SPLIT_CASES[0], dtype, int(rng.integers(2**62)))
+        A_in.copy_(A_new)
+        Y.fill_(float("nan"))
+        g.replay()
+        expect = _run_split(A_new, U, V, bias, dims, dtype, 0, torch.cuda.current_stream())
+        torch.cuda.synchronize()
+        assert torch.equal(Y, expect), "replayed graph differs from a direct launch"
+    if warm:
+        assert _counters_nonzero(s) == 0, "replays left counters non-zero"

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "common/stream_counters.h"
 #include "tsvd/tsvd_cuda.h"
 #include "tsvd/tsvd_cuda_internal.h"
 
@@ -56,14 +57,17 @@ extern "C" int ortops_test_tsvd(int dtype, const void* A, const void* U, const v
 }
 
 // With knobs: path (0 by M, 1 fused, 2 two-stage), two-stage threshold, T workspace cap, ring of
-// the two-stage GEMMs, PDL, stage mask, CTAs per SM of the fused kernel's split (< 0: defaults; stage_mask 3 = both, others time one stage). Workspace from the caller (benchmarks) or, when workspace is null and the plan
-// needs one, allocated here and the stream waited for (tests).
+// the two-stage GEMMs, PDL, stage mask, CTAs per SM of the fused kernel's split, split sums (0: finalize
+// kernel; < 0: defaults; stage_mask 3 = both, others time one stage). Workspace from the caller
+// (benchmarks) or, when workspace is null and the plan needs one, allocated here and the stream
+// waited for (tests).
 namespace {
 ortops::cuda::tsvd::TsvdOptions options(int path, int64_t min_m, int64_t cap, int gemm_cfg = -1, int pdl = -1,
-                                        int stage_mask = 3, int ctas_per_sm = -1) {
+                                        int stage_mask = 3, int ctas_per_sm = -1, int split_sum = -1) {
   ortops::cuda::tsvd::TsvdOptions o;
   o.path = path, o.two_stage_min_m = min_m, o.t_cap_bytes = cap;
   o.gemm_cfg = gemm_cfg, o.pdl = pdl, o.stage_mask = stage_mask, o.ctas_per_sm = ctas_per_sm;
+  o.split_sum = split_sum;
   return o;
 }
 }  // namespace
@@ -78,9 +82,9 @@ extern "C" int ortops_test_tsvd_ex(int dtype, const void* A, const void* U, cons
                                    int64_t M, int64_t K, int64_t N, int64_t Tk, int64_t Tn, int64_t tk, int64_t tn,
                                    int64_t r, int shared_u, int shared_v, void* workspace, void* stream, int path,
                                    int64_t min_m, int64_t cap, int gemm_cfg, int pdl, int stage_mask,
-                                   int ctas_per_sm) {
+                                   int ctas_per_sm, int split_sum) {
   const auto p = problem(M, K, N, Tk, Tn, tk, tn, r, shared_u, shared_v, bias != nullptr);
-  const auto o = options(path, min_m, cap, gemm_cfg, pdl, stage_mask, ctas_per_sm);
+  const auto o = options(path, min_m, cap, gemm_cfg, pdl, stage_mask, ctas_per_sm, split_sum);
   const auto st = static_cast<cudaStream_t>(stream);
   if (workspace != nullptr) return int(ortops::cuda::tsvd_matmul_ex(p, dtype_of(dtype), A, U, V, bias, Y, workspace, st, o));
   const size_t bytes = ortops::cuda::tsvd_matmul_workspace_bytes_ex(p, dtype_of(dtype), o);
@@ -93,4 +97,26 @@ extern "C" int ortops_test_tsvd_ex(int dtype, const void* A, const void* U, cons
   cudaError_t sync = cudaStreamSynchronize(st);
   if (ws) cudaFree(ws);
   return int(err != cudaSuccess ? err : sync);
+}
+
+// Counters of `stream` (common/stream_counters.h) that are not zero now (after waiting for the
+// stream), or -1 when the stream has no counter array yet. Tests: every launch must leave them 0.
+extern "C" int ortops_test_stream_counters_nonzero(void* stream) {
+  const auto st = static_cast<cudaStream_t>(stream);
+  unsigned int* counters = ortops::cuda::stream_counters(st);
+  if (counters == nullptr) return -1;
+  static unsigned int host[ortops::cuda::kStreamCounters];
+  if (cudaMemcpyAsync(host, counters, sizeof(host), cudaMemcpyDeviceToHost, st) != cudaSuccess ||
+      cudaStreamSynchronize(st) != cudaSuccess)
+    return -2;
+  int nonzero = 0;
+  for (unsigned int c : host) nonzero += c != 0;
+  return nonzero;
+}
+
+// A new non-blocking stream (never destroyed: tests wrap it in torch.cuda.ExternalStream), so a
+// test can make a stream's first use a graph capture.
+extern "C" void* ortops_test_new_stream() {
+  cudaStream_t s = nullptr;
+  return cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess ? s : nullptr;
 }

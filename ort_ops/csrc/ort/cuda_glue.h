@@ -12,13 +12,16 @@
 
 namespace ortops::ort {
 
-inline DType dtype_of(const Ort::ConstValue& v, const char* op, const std::string& node) {
-  switch (v.GetTensorTypeAndShapeInfo().GetElementType()) {
+inline DType dtype_of(ONNXTensorElementDataType type, const char* op, const std::string& node) {
+  switch (type) {
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return DType::kFloat32;
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return DType::kFloat16;
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return DType::kBFloat16;
     default: fail(op, " node '", node, "': the CUDA kernel takes float32, float16 or bfloat16 inputs");
   }
+}
+inline DType dtype_of(const Ort::ConstValue& v, const char* op, const std::string& node) {
+  return dtype_of(v.GetTensorTypeAndShapeInfo().GetElementType(), op, node);
 }
 
 inline void check_cuda(cudaError_t err, const char* op, const std::string& node) {

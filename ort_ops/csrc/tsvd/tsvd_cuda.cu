@@ -6,9 +6,11 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #include "common/cuda_ptx.cuh"
+#include "common/stream_counters.h"
 #include "tsvd/tsvd_cuda.h"
 #include "tsvd/tsvd_cuda_internal.h"
 #include "tsvd/tsvd_cuda_traits.h"
@@ -122,14 +124,30 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 struct DeviceInfo {
   int sms = 132, cc_major = 9;
 };
-DeviceInfo device_info() {  // attribute queries: host-side, no sync, nothing cached between calls
+// SM count and compute capability of the current device, queried once per device (host-side
+// attribute queries; cached because every call of the op needs them, twice).
+DeviceInfo device_info() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> sms[kMaxDevices], cc_major[kMaxDevices];  // 0: not queried yet
   DeviceInfo d;
   int dev = 0;
-  if (cudaGetDevice(&dev) == cudaSuccess) {
-    cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, dev);
-    cudaDeviceGetAttribute(&d.cc_major, cudaDevAttrComputeCapabilityMajor, dev);
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    cudaGetLastError();
+    return d;
   }
-  if (d.sms <= 0) d.sms = 132;
+  if (dev < kMaxDevices && sms[dev].load(std::memory_order_relaxed) > 0) {
+    d.sms = sms[dev].load(std::memory_order_relaxed), d.cc_major = cc_major[dev].load(std::memory_order_relaxed);
+    return d;
+  }
+  if (cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || d.sms <= 0 ||
+      cudaDeviceGetAttribute(&d.cc_major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return DeviceInfo{};
+  }
+  if (dev < kMaxDevices) {
+    cc_major[dev].store(d.cc_major, std::memory_order_relaxed);
+    sms[dev].store(d.sms, std::memory_order_relaxed);
+  }
   return d;
 }
 
@@ -278,6 +296,12 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
   Args a{};
   a.A = A, a.U = U, a.V = V, a.bias = bias, a.Y = Y;
   a.partial = plan.splits > 1 ? static_cast<float*>(workspace) : nullptr;
+  // Split sums added up in the same launch when the stream has counters (one per output block);
+  // else (first use inside a graph capture, fp32, too many blocks) by the finalize kernel.
+  a.counters = nullptr;
+  if (a.partial != nullptr && dtype != DType::kFloat32 && opt.split_sum != 0 &&
+      plan.col_chunks * plan.row_blocks <= kStreamCounters)
+    a.counters = stream_counters(stream);
   a.M = p.M;
   a.K = int(p.K), a.N = int(p.N), a.tk = int(p.tk), a.tn = int(p.tn), a.r = int(p.rank);
   a.Tn = int(p.Tn);
@@ -302,7 +326,7 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
     case DType::kBFloat16: err = launch_tc_bf16(plan, a, stream); break;
     default: return cudaErrorInvalidValue;
   }
-  if (err != cudaSuccess || plan.splits == 1) return err;
+  if (err != cudaSuccess || plan.splits == 1 || a.counters != nullptr) return err;
   const int64_t total = p.M * p.N;
   const dim3 grid(unsigned(std::min<int64_t>((total + 255) / 256, 4096)));
   if (dtype == DType::kFloat16)

@@ -1,5 +1,7 @@
 // CUDA launcher of TSVDMatMul (kernels in tsvd_cuda*.cu). Runs on `stream` only, never syncs the
-// host, allocates nothing: scratch memory comes from the caller (ORT's allocator).
+// host; scratch memory comes from the caller (ORT's allocator). The only allocation of its own is
+// a 16 KB counter array per stream, made on the first call on that stream outside a graph capture
+// (common/stream_counters.h), which lets small-M calls add up their split sums in one launch.
 #pragma once
 #include <cuda_runtime_api.h>
 

@@ -88,6 +88,35 @@ struct Cursor {
   }
 };
 
+// The split sums of one output block, in the launch that made them: every CTA of the block has
+// stored its fp32 partial; the last to arrive (per-stream counter, common/stream_counters.h) adds
+// them up in split order plus bias and writes Y: the sums and order of tsvd_finalize_kernel, so
+// the result is the same bit for bit, whichever CTA is last. rows x cols from (m0, n0).
+template <typename T, int NT>
+__device__ __forceinline__ void sum_splits_if_last(const Args& a, int64_t m0, int rows, int64_t n0, int cols) {
+  __shared__ bool is_last;
+  __threadfence();  // this thread's partials are visible device-wide before the CTA counts itself in
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned int* count = a.counters + blockIdx.y * gridDim.x + blockIdx.x;
+    is_last = atomicAdd(count, 1u) == unsigned(a.splits - 1);
+    if (is_last) atomicExch(count, 0u);  // all splits are in: zero again for the next launch
+  }
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  const T* bias = static_cast<const T*>(a.bias);
+  T* Y = static_cast<T*>(a.Y);
+  const int64_t split_stride = a.M * a.N;
+  for (int row = 0; row < rows; ++row)
+    for (int col = threadIdx.x; col < cols; col += NT) {
+      const int64_t n = n0 + col, e = (m0 + row) * a.N + n;
+      float s = bias ? Mma<T>::to_float(bias[n]) : 0.f;
+      for (int q = 0; q < a.splits; ++q) s += __ldcg(a.partial + q * split_stride + e);  // L2: other SMs wrote them
+      Y[e] = Mma<T>::from_float(s);
+    }
+}
+
 template <typename T, class Cfg, int RC>
 __global__ void __launch_bounds__(Cfg::kThreads) tsvd_tc_kernel(const Args a) {
   using S = TcSmem<Cfg, RC>;
@@ -222,10 +251,10 @@ __global__ void __launch_bounds__(Cfg::kThreads) tsvd_tc_kernel(const Args a) {
         if (P) {
           float* p = P + m * a.N + n;
           if (ok1 && (reinterpret_cast<uintptr_t>(p) & 7) == 0) {
-            *reinterpret_cast<float2*>(p) = make_float2(y0, y1);
+            __stcg(reinterpret_cast<float2*>(p), make_float2(y0, y1));
           } else {
-            if (ok0) p[0] = y0;
-            if (ok1) p[1] = y1;
+            if (ok0) __stcg(p, y0);
+            if (ok1) __stcg(p + 1, y1);
           }
         } else {
           if (bias) {
@@ -236,6 +265,10 @@ __global__ void __launch_bounds__(Cfg::kThreads) tsvd_tc_kernel(const Args a) {
         }
       }
     }
+  if (P != nullptr && a.counters != nullptr) {
+    const int64_t n0 = int64_t(j) * a.tn + n_in_tile0;
+    sum_splits_if_last<T, NT>(a, m0, rows_valid, n0, int(min(int64_t(v_cols), a.N - n0)));
+  }
 }
 
 template <typename T, class Cfg, int RC>

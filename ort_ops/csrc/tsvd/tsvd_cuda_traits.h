@@ -147,6 +147,7 @@ struct TsvdOptions {
   int pdl = -1;                    // < 0: on sm_90+; 0 off (two-stage launches)
   int stage_mask = 3;              // benchmarks only (wrong results otherwise): 1 stage 1 only, 2 stage 2 only
   int ctas_per_sm = -1;            // fused kernel: CTAs per SM the tile-row split aims at (< 1: per config)
+  int split_sum = -1;              // split sums: < 0 in-kernel when the stream has counters, 0 finalize kernel
 };
 
 // Everything the kernels need, by value (one __grid_constant__-sized block of scalars).
@@ -157,6 +158,9 @@ struct Args {
   const void* bias;  // may be null
   void* Y;
   float* partial;    // [splits, M, N] fp32 when splits > 1, else null
+  // With partials: the stream's zeroed counters (common/stream_counters.h), one per output block;
+  // the last CTA of a block to finish adds up the splits. Null: tsvd_finalize_kernel does it.
+  unsigned int* counters;
   int64_t M;
   int K, N, tk, tn, r;
   int Tn;             // tile columns of the factor grid (for factor offsets)

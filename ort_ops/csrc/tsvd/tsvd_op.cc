@@ -29,8 +29,10 @@ int64_t read_out_features(const OrtKernelInfo* info, const std::string& node) {
   return *n;
 }
 
-TsvdProblem problem_of(Ort::KernelContext& ctx, const std::string& node, int64_t out_features) {
-  const auto a = input_shape(ctx, kA), u = input_shape(ctx, kU), v = input_shape(ctx, kV);
+// a: A's shape, read once by the caller (each shape query costs ORT an allocation).
+TsvdProblem problem_of(Ort::KernelContext& ctx, const std::vector<int64_t>& a, const std::string& node,
+                       int64_t out_features) {
+  const auto u = input_shape(ctx, kU), v = input_shape(ctx, kV);
   std::vector<int64_t> bias;
   const bool with_bias = has_input(ctx, kBias);
   if (with_bias) bias = input_shape(ctx, kBias);
@@ -67,8 +69,9 @@ void TsvdKernelBase::InferShape(ShapeInference& ctx, ONNXTensorElementDataType t
 template <typename T>
 void TsvdCpuKernel<T>::Compute(OrtKernelContext* raw) const {
   Ort::KernelContext ctx(raw);
-  const TsvdProblem p = problem_of(ctx, node_, out_features_);
-  auto out = ctx.GetOutput(0, tsvd_output_shape(input_shape(ctx, kA), p.N));
+  const auto a_shape = input_shape(ctx, kA);
+  const TsvdProblem p = problem_of(ctx, a_shape, node_, out_features_);
+  auto out = ctx.GetOutput(0, tsvd_output_shape(a_shape, p.N));
   if (p.M == 0) return;
   std::vector<float> a_buf, u_buf, v_buf, bias_buf, y_buf;
   const float* bias = p.has_bias ? widen<T>(ctx.GetInput(kBias), bias_buf) : nullptr;
@@ -84,11 +87,13 @@ template struct TsvdCpuKernel<Ort::BFloat16_t>;
 #ifdef ORTOPS_WITH_CUDA
 void TsvdCudaKernel::Compute(OrtKernelContext* raw) const {
   Ort::KernelContext ctx(raw);
-  const TsvdProblem p = problem_of(ctx, node_, out_features_);
   auto A = ctx.GetInput(kA);
-  auto out = ctx.GetOutput(0, tsvd_output_shape(input_shape(ctx, kA), p.N));
+  const auto a_info = A.GetTensorTypeAndShapeInfo();
+  const auto a_shape = a_info.GetShape();
+  const TsvdProblem p = problem_of(ctx, a_shape, node_, out_features_);
+  auto out = ctx.GetOutput(0, tsvd_output_shape(a_shape, p.N));
   if (p.M == 0) return;
-  const DType dtype = dtype_of(A, "TSVDMatMul", node_);
+  const DType dtype = dtype_of(a_info.GetElementType(), "TSVDMatMul", node_);
   const void* bias = p.has_bias ? ctx.GetInput(kBias).GetTensorRawData() : nullptr;
   cudaStream_t stream = static_cast<cudaStream_t>(ctx.GetGPUComputeStream());
   Scratch scratch(ctx, A, cuda::tsvd_matmul_workspace_bytes(p, dtype));
