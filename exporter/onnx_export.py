@@ -19,7 +19,7 @@ import torch
 
 from . import onnx_functions, onnx_translation, schemas
 from .families import Family
-from .inputs import GraphModule, input_names
+from .inputs import GraphModule, input_names, token_type_count
 
 MIN_OPSET, MAX_OPSET = 18, 23
 EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf's hard limit is 2 GiB per file
@@ -32,13 +32,13 @@ class ExportSettings:
     dynamic_seq: bool = True
 
 
-def _dynamic_shapes(family: Family, settings: ExportSettings) -> dict:
+def _dynamic_shapes(names: list[str], settings: ExportSettings) -> dict:
     axes = {}
     if settings.dynamic_batch:
         axes[0] = torch.export.Dim("batch")
     if settings.dynamic_seq:
         axes[1] = torch.export.Dim("sequence")
-    return {name: dict(axes) for name in input_names(family)}
+    return {name: dict(axes) for name in names}
 
 
 @contextlib.contextmanager
@@ -71,14 +71,18 @@ def _optimize(program) -> None:
 def export_graph(model: torch.nn.Module, family: Family, example: dict[str, torch.Tensor],
                  settings: ExportSettings, *, verbose: bool = False) -> onnx.ModelProto:
     """Captures the model (with its family's export rewrites) and returns the ONNX model,
-    function bodies included. The exporter's own chatter is swallowed unless `verbose`."""
+    function bodies included. The exporter's own chatter is swallowed unless `verbose`.
+    `example` must hold exactly the graph's inputs (make_inputs with token_type_count's types)."""
     wrapper = GraphModule(model, family).eval()
+    names = input_names(family, token_type_count(model, family))
+    if list(example) != names:  # the capture would name the inputs wrongly or drop one
+        raise ValueError(f"export example inputs {list(example)} != the graph's {names}")
     with family.export_patches(model), _quiet(not verbose), torch.no_grad():
         program = torch.onnx.export(
             wrapper, args=(), kwargs=example, dynamo=True,
             custom_translation_table=onnx_translation.TRANSLATION_TABLE,
-            dynamic_shapes=_dynamic_shapes(family, settings),
-            input_names=input_names(family), output_names=[family.output_name],
+            dynamic_shapes=_dynamic_shapes(names, settings),
+            input_names=names, output_names=[family.output_name],
             opset_version=settings.opset, optimize=False, verbose=verbose,
         )
         _optimize(program)

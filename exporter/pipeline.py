@@ -29,12 +29,15 @@ def export_and_validate(args, loaded, plan, output: Path, atol: float, rtol: flo
     dynamic = args.dynamic_batch, args.dynamic_seq
     val_batch = args.validate_batch or (args.batch + 1 if dynamic[0] else args.batch)
     val_seq = args.validate_seq_len or (args.seq_len + 13 if dynamic[1] else args.seq_len)
-    feeds = inputs.make_inputs(family, vocab, val_batch, val_seq, seed=args.seed + 1, device=args.device)
+    token_types = inputs.token_type_count(model, family)  # > 0: token_type_ids is a graph input
+    feeds = inputs.make_inputs(family, vocab, val_batch, val_seq, seed=args.seed + 1, device=args.device,
+                               token_types=token_types)
     report = {
         "source": loaded.source, "class": loaded.class_name, "family": family.name,
         "dtype": args.dtype, "opset": args.opset,
         "dynamic_axes": {"batch": dynamic[0], "sequence": dynamic[1]},
         "export_example": {"batch": args.batch, "seq_len": args.seq_len},
+        "inputs": inputs.input_names(family, token_types),
     }
 
     if plan.layers:
@@ -52,7 +55,8 @@ def export_and_validate(args, loaded, plan, output: Path, atol: float, rtol: flo
             f"{fidelity['metric']} vs uncompressed: mean {fidelity['mean']:.6f}, min {fidelity['min']:.6f}")
 
     model.to(TORCH_DTYPES[args.dtype])
-    example = inputs.make_inputs(family, vocab, args.batch, args.seq_len, seed=args.seed, device=args.device)
+    example = inputs.make_inputs(family, vocab, args.batch, args.seq_len, seed=args.seed, device=args.device,
+                                 token_types=token_types)
     settings = onnx_export.ExportSettings(args.opset, *dynamic)
     with step("ONNX export (torch dynamo)"):
         proto = onnx_export.export_graph(model, family, example, settings, verbose=args.verbose)

@@ -3,6 +3,8 @@
 The runtime is `ort_ops.InferenceSession` (kernel library registered) when `ort_ops` imports,
 otherwise stock onnxruntime, which runs the ONNX function bodies. A profiling run records which
 op types actually executed, so the report says whether the library's kernels ran.
+The feeds are inputs.make_inputs': where the graph takes token_type_ids they are random and
+non-zero, so a graph that drops the segment embeddings fails.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 
 from . import schemas
+from .inputs import TOKEN_TYPE_IDS
 
 # (atol, rtol) per dtype: pass iff |ort − torch| ≤ atol + rtol·|torch| everywhere (numpy.allclose)
 DEFAULT_TOLERANCE = {"float32": (1e-4, 1e-4), "float16": (1e-2, 1e-2), "bfloat16": (5e-2, 5e-2)}
@@ -112,6 +115,8 @@ def compare(actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float) 
 def validate(path: str, reference: torch.nn.Module, feeds: dict[str, torch.Tensor], *, atol: float,
              rtol: float, device: str) -> ValidationResult:
     """`reference` maps the feeds (by name) to the output tensor, in PyTorch eager."""
+    if TOKEN_TYPE_IDS in feeds and not feeds[TOKEN_TYPE_IDS].any():  # HF's default: proves nothing
+        raise ValueError("token_type_ids are all zero: the validation would not see the segment embeddings")
     with torch.no_grad():
         expected = reference(**feeds).float().cpu().numpy()
     output, runtime, op_types = run_onnx(path, {k: v.cpu().numpy() for k, v in feeds.items()}, device)

@@ -17,7 +17,8 @@ import ort_ops
 
 def sample_feeds(sess, batch, seq_len, rng):
     """input_ids (small ids, valid for any vocabulary of the built-in models), attention_mask with
-    padding at the end of the last row, global_attention_mask with the first token global."""
+    padding at the end of the last row, global_attention_mask with the first token global,
+    token_type_ids (when the graph takes them) all zero: one segment, a single-sentence batch."""
     feeds = {}
     for inp in sess.get_inputs():
         if inp.name == "input_ids":

@@ -16,9 +16,10 @@ import onnx
 import onnxruntime
 import pytest
 import torch
+import transformers as tf
 
 from exporter import cli, compress, models, schemas
-from exporter.inputs import GraphModule, make_inputs
+from exporter.inputs import GraphModule, make_inputs, token_type_count
 from exporter.pipeline import REPORT_KEY
 from test_exporter_ops import assert_close
 
@@ -70,7 +71,8 @@ def test_longformer_with_globals_and_padding(tmp_path):
     assert not any(n.op_type in ("Pad", "Mod") for n in proto.graph.node)  # no padding to a window
     loaded = models.load("longformer-tiny")
     for batch, seq in ((1, 9), (3, 61)):
-        feeds = make_inputs(loaded.family, 1000, batch, seq, seed=seq)
+        feeds = make_inputs(loaded.family, 1000, batch, seq, seed=seq,
+                            token_types=token_type_count(loaded.model, loaded.family))
         assert_close(onnx_output(path, feeds), torch_output(loaded.model, loaded.family, feeds), atol=1e-4,
                      what=f"Longformer B={batch} S={seq}")
 
@@ -98,6 +100,68 @@ def test_decoder_tsvd_full_rank_equals_dense_and_c4_equals_compressed_torch(tmp_
     compress.apply(loaded.model, plan, log=lambda _: None)
     assert_close(c4_out, torch_output(loaded.model, loaded.family, feeds), atol=1e-4, what=f"{name} c=4")
     assert np.abs(c4_out - dense).max() > 1e-3  # c = 4 really changed the model
+    assert graph_inputs(c4_path) == {"input_ids": "int64", "attention_mask": "int64"}  # no segment input
+
+
+# --- token_type_ids: a graph input where the embeddings have a segment table --------------------
+
+def graph_inputs(path):
+    return {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type).name
+            for i in onnx.load(str(path)).graph.input}
+
+
+@pytest.fixture(scope="module")
+def bert_c2(tmp_path_factory):
+    """bert-tiny (type_vocab_size 2) exported at --compress 2 (default tile and modules), and the
+    same compression applied here to a freshly loaded PyTorch model."""
+    code, path, report = export(tmp_path_factory.mktemp("bert_segments"), "bert-tiny", "--compress", "2")
+    assert code == 0
+    loaded = models.load("bert-tiny")
+    plan = compress.plan(loaded.model, loaded.family, compress.CompressionPlan(groups={"attention", "mlp"}, ratio=2.0))
+    compress.apply(loaded.model, plan, log=lambda _: None)
+    return path, report, loaded
+
+
+def test_bert_token_type_ids_are_an_input_and_match_torch_with_segment_b(bert_c2):
+    path, report, loaded = bert_c2
+    assert_export_contract(path, report, {"TSVDMatMul": 12})
+    assert report["validation"]["custom_kernels_ran"]  # the CLI's own validation, segment ids non-zero
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    assert list(graph_inputs(path).items()) == [(n, "int64") for n in names] and report["inputs"] == names
+    dims = next(i for i in onnx.load(str(path)).graph.input if i.name == "token_type_ids").type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["batch", "sequence"]
+    assert token_type_count(loaded.model, loaded.family) == 2
+    for batch, seq in ((1, 9), (3, 40)):
+        feeds = make_inputs(loaded.family, 1000, batch, seq, seed=seq, token_types=2)
+        assert set(feeds["token_type_ids"].unique().tolist()) == {0, 1}
+        assert_close(onnx_output(path, feeds), torch_output(loaded.model, loaded.family, feeds), atol=1e-4,
+                     what=f"BERT c=2 B={batch} S={seq} with segment ids")
+
+
+def test_bert_segment_ids_change_the_output(bert_c2):
+    """The input is wired into the embeddings: segment B moves every output, and all-zero ids are
+    PyTorch's default (token_type_ids not given)."""
+    path, _, loaded = bert_c2
+    feeds = make_inputs(loaded.family, 1000, 2, 17, seed=1, token_types=2)
+    zeros = {**feeds, "token_type_ids": torch.zeros_like(feeds["token_type_ids"])}
+    with_segments, segment_a = onnx_output(path, feeds), onnx_output(path, zeros)
+    assert np.abs(with_segments - segment_a).max() > 0.1
+    default = {k: v for k, v in feeds.items() if k != "token_type_ids"}
+    assert_close(segment_a, torch_output(loaded.model, loaded.family, default), atol=1e-4, what="zero segments")
+
+
+def test_one_token_type_gets_no_segment_input(tmp_path):
+    """type_vocab_size 1 (the RoBERTa and Longformer checkpoints) could only ever be fed zeros:
+    the graph keeps input_ids, attention_mask (and the global mask)."""
+    directory = tmp_path / "longformer-one-type"
+    tf.LongformerModel(tf.LongformerConfig(
+        vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        attention_window=[8], max_position_embeddings=200, pad_token_id=1, type_vocab_size=1)).save_pretrained(directory)
+    code, path, report = export(tmp_path, str(directory), "--compress", "2", "--tile", "16")
+    assert code == 0
+    assert_export_contract(path, report, {"MultigrainAttention": 1, "TSVDMatMul": 9})
+    names = ["input_ids", "attention_mask", "global_attention_mask"]
+    assert list(graph_inputs(path)) == names and report["inputs"] == names
 
 
 def test_bert_minilm_real_weights_c2(tmp_path, capsys):
@@ -113,7 +177,8 @@ def test_bert_minilm_real_weights_c2(tmp_path, capsys):
     # recompute the reported cosine from the written model and the uncompressed HF model
     loaded = models.load(directory)
     val = report["validation"]
-    feeds = make_inputs(loaded.family, loaded.model.config.vocab_size, val["batch"], val["seq_len"], seed=3 + 1)
+    feeds = make_inputs(loaded.family, loaded.model.config.vocab_size, val["batch"], val["seq_len"], seed=3 + 1,
+                        token_types=token_type_count(loaded.model, loaded.family))  # the pipeline's feeds
     ours = torch.from_numpy(onnx_output(path, feeds))
     reference = torch.from_numpy(torch_output(loaded.model, loaded.family, feeds))
     recomputed = compress.fidelity(reference, ours, feeds["attention_mask"], "encoder")

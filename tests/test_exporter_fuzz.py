@@ -14,7 +14,7 @@ import torch
 import transformers as tf
 
 from exporter import cli, models, validate
-from exporter.inputs import GraphModule, make_inputs
+from exporter.inputs import GraphModule, make_inputs, token_type_count
 
 SMALL = dict(vocab_size=300, hidden_size=64, intermediate_size=96, num_hidden_layers=1, num_attention_heads=4)
 
@@ -37,7 +37,8 @@ def independent_check(path, directory, batch=3, seq=21):
     """The written model on stock onnxruntime (function bodies) against the uncompressed HF model
     loaded afresh, at a batch and length of our own."""
     loaded = models.load(str(directory))
-    feeds = make_inputs(loaded.family, loaded.model.config.vocab_size, batch, seq, seed=11)
+    feeds = make_inputs(loaded.family, loaded.model.config.vocab_size, batch, seq, seed=11,
+                        token_types=token_type_count(loaded.model, loaded.family))
     with torch.no_grad():
         expected = GraphModule(loaded.model, loaded.family)(**feeds).numpy()
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -164,6 +165,23 @@ def test_wrong_onnx_output_fails_validation_with_exit_1(tmp_path, monkeypatch, m
     assert (val["batch"], val["seq_len"]) == (3, 31)
 
 
+def test_validation_fails_when_the_runtime_ignores_segment_ids(tmp_path, monkeypatch, model_dirs):
+    """The validation feeds non-zero token_type_ids: a runtime that sees only segment A (as a graph
+    without the input would) must fail it."""
+    run_onnx = validate.run_onnx
+    seen = {}
+
+    def segment_a_only(path, feeds, device):
+        seen.update(feeds)
+        return run_onnx(path, {**feeds, "token_type_ids": np.zeros_like(feeds["token_type_ids"])}, device)
+
+    monkeypatch.setattr(validate, "run_onnx", segment_a_only)
+    code, output, report = export(tmp_path, model_dirs["bert-32pos"], "--seq-len", "8")
+    assert code == 1 and report["validation"]["passed"] is False
+    assert report["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert seen["token_type_ids"].any()
+
+
 # --- exports that used to crash or produce an unrunnable model ----------------------------------
 
 @pytest.mark.parametrize("name,args,hidden,nodes", [
@@ -222,7 +240,8 @@ def test_longformer_windows_that_do_not_divide_the_largest(tmp_path, model_dirs)
     code, output, report = export(tmp_path, directory, "--no-validate")
     assert code == 0
     loaded = models.load(str(directory))
-    feeds = make_inputs(loaded.family, loaded.model.config.vocab_size, 2, 40, seed=11)
+    feeds = make_inputs(loaded.family, loaded.model.config.vocab_size, 2, 40, seed=11,
+                        token_types=token_type_count(loaded.model, loaded.family))
     with torch.no_grad(), pytest.raises(AssertionError, match="multiple of 14"):
         GraphModule(loaded.model, loaded.family)(**feeds)  # stock HF alone: why the patch exists
     with torch.no_grad(), loaded.family.reference_patches(loaded.model):

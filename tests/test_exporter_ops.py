@@ -11,7 +11,7 @@ import torch
 
 from exporter import models, onnx_export, onnx_translation, schemas, tsvd
 from exporter.families import LONGFORMER
-from exporter.inputs import GraphModule, make_inputs
+from exporter.inputs import GraphModule, make_inputs, token_type_count
 
 
 def assert_close(actual, expected, atol, rtol=0.0, what="output"):
@@ -74,7 +74,8 @@ def test_patched_longformer_equals_stock_hf(seq):
     """The reference op inside the patched model computes stock HF Longformer (which pads to
     the window), with globals anywhere, different per row, and a padded row."""
     loaded = models.load("longformer-tiny")
-    feeds = make_inputs(LONGFORMER, loaded.model.config.vocab_size, 3, seq, seed=seq)
+    feeds = make_inputs(LONGFORMER, loaded.model.config.vocab_size, 3, seq, seed=seq,
+                        token_types=token_type_count(loaded.model, LONGFORMER))  # segment ids too
     wrapper = GraphModule(loaded.model, LONGFORMER)
     with torch.no_grad():
         stock = wrapper(**feeds)
