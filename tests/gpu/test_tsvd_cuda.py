@@ -45,6 +45,11 @@ def lib():
         _lib.ortops_test_tsvd_ex.argtypes = ([i32, p, p, p, p, p] + [i64] * 8 +
                                              [i32, i32, p, p, i32, i64, i64, i32, i32, i32, i32, i32])
         _lib.ortops_test_tsvd_ex.restype = i32
+        _lib.ortops_test_tsvd_workspace_bytes.argtypes = [i32] + [i64] * 8 + [i32, i32]
+        _lib.ortops_test_tsvd_workspace_bytes.restype = i64
+        _lib.ortops_test_stream_counters_nonzero.argtypes = [p]
+        _lib.ortops_test_stream_counters_nonzero.restype = i32
+        _lib.ortops_test_new_stream.restype = p
     return _lib
 
 
@@ -184,7 +189,6 @@ def _run_split(A, U, V, bias, dims, dtype, split_sum, stream):
 
 
 def _counters_nonzero(stream):
-    lib().ortops_test_stream_counters_nonzero.argtypes = [ctypes.c_void_p]
     return lib().ortops_test_stream_counters_nonzero(ctypes.c_void_p(stream.cuda_stream))
 
 
@@ -242,7 +246,6 @@ def test_split_sum_under_graph_capture(warm, rng):
     (in-kernel sums), and on one whose first use is the capture (no allocation then: finalize)."""
     dtype = "float16"
     A, U, V, bias, dims = _split_inputs(SPLIT_CASES[0], dtype, int(rng.integers(2**62)))
-    lib().ortops_test_new_stream.restype = ctypes.c_void_p
     s = torch.cuda.ExternalStream(lib().ortops_test_new_stream())  # never used before
     s.wait_stream(torch.cuda.current_stream())
     if warm:

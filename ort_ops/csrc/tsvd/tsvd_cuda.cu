@@ -209,11 +209,11 @@ Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& op
   // memory, from -Xptxas -v): small ~4, medium ~2, large 1.
   int bm, per_sm;
   if (p.M <= 16) {
-    plan.path = Path::kSmall, bm = SmallCfg::kBM, per_sm = 4, plan.threads = SmallCfg::kThreads;
+    plan.path = Path::kSmall, bm = SmallCfg::kBM, per_sm = SmallCfg::kMinCtasPerSm, plan.threads = SmallCfg::kThreads;
   } else if (p.M <= 256) {
-    plan.path = Path::kMedium, bm = MediumCfg::kBM, per_sm = 2, plan.threads = MediumCfg::kThreads;
+    plan.path = Path::kMedium, bm = MediumCfg::kBM, per_sm = MediumCfg::kMinCtasPerSm, plan.threads = MediumCfg::kThreads;
   } else {
-    plan.path = Path::kLarge, bm = LargeCfg::kBM, per_sm = 1, plan.threads = LargeCfg::kThreads;
+    plan.path = Path::kLarge, bm = LargeCfg::kBM, per_sm = LargeCfg::kMinCtasPerSm, plan.threads = LargeCfg::kThreads;
   }
   const int rp = int((p.rank + 15) / 16 * 16);
   plan.rc = rp <= 16 ? 16 : rp <= 32 ? 32 : 64;

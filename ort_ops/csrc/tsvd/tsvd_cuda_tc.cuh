@@ -2,6 +2,7 @@
 // (tsvd_cuda_fp16.cu, tsvd_cuda_bf16.cu), and the block loader the two-stage kernels share.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "common/cuda_ptx.cuh"
 #include "tsvd/tsvd_cuda_traits.h"
@@ -88,12 +89,67 @@ struct Cursor {
   }
 };
 
-// The split sums of one output block, in the launch that made them: every CTA of the block has
-// stored its fp32 partial; the last to arrive (per-stream counter, common/stream_counters.h) adds
-// them up in split order plus bias and writes Y: the sums and order of tsvd_finalize_kernel, so
-// the result is the same bit for bit, whichever CTA is last. rows x cols from (m0, n0).
+// The split sums of one output block, in the launch that made them. Scalars, not Args: this is a
+// separate (noinline) function so its registers do not raise the main loop's, and a reference to
+// the kernel's parameter block would copy it to local memory.
+struct SplitSum {
+  const float* partial;  // [splits, M, N]
+  unsigned int* counters;
+  const void* bias;
+  void* Y;
+  int64_t M;
+  int N, splits;
+};
+
+// Y[rows x cols from (m0, n0)] = bias + the splits' fp32 partials, added in split order (as
+// tsvd_finalize_kernel does, so the result is the same bit for bit). W = 4: float4 loads (N and n0
+// multiples of 4, partials 16-byte aligned). Each thread keeps kItems loads per split in flight and
+// the split loop is unrolled, so one CTA is not bound by L2 latency (a row-by-row, split-by-split
+// loop made the in-kernel sum 2x slower than the finalize kernel at M = 16, H200).
+template <typename T, int NT, int W>
+__device__ __forceinline__ void sum_split_block(const SplitSum& a, int64_t m0, int rows, int64_t n0, int cols) {
+  using Vec = std::conditional_t<W == 4, float4, float>;
+  constexpr int kItems = 4;
+  const T* bias = static_cast<const T*>(a.bias);
+  T* Y = static_cast<T*>(a.Y);
+  const int64_t split_stride = a.M * a.N;
+  const int groups = (cols + W - 1) / W, items = rows * groups;  // with W = 4, cols % 4 == 0
+  for (int base = threadIdx.x; base < items; base += NT * kItems) {
+    float acc[kItems][W];
+    int64_t e[kItems];
+#pragma unroll
+    for (int u = 0; u < kItems; ++u) {
+      const int item = min(base + u * NT, items - 1);  // past the end: a duplicate, not stored
+      const int row = item / groups, col = (item - row * groups) * W;
+      e[u] = (m0 + row) * a.N + n0 + col;
+#pragma unroll
+      for (int w = 0; w < W; ++w) acc[u][w] = bias ? Mma<T>::to_float(bias[n0 + col + w]) : 0.f;
+    }
+#pragma unroll 4
+    for (int q = 0; q < a.splits; ++q) {
+      Vec v[kItems];
+#pragma unroll
+      for (int u = 0; u < kItems; ++u) v[u] = __ldcg(reinterpret_cast<const Vec*>(a.partial + q * split_stride + e[u]));
+#pragma unroll
+      for (int u = 0; u < kItems; ++u) {
+        const float* f = reinterpret_cast<const float*>(&v[u]);
+#pragma unroll
+        for (int w = 0; w < W; ++w) acc[u][w] += f[w];
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kItems; ++u) {
+      if (base + u * NT >= items) break;
+#pragma unroll
+      for (int w = 0; w < W; ++w) Y[e[u] + w] = Mma<T>::from_float(acc[u][w]);
+    }
+  }
+}
+
+// Every CTA of the output block has stored its fp32 partial; the last to arrive (per-stream
+// counter, common/stream_counters.h) adds them up and writes Y, whichever CTA it is.
 template <typename T, int NT>
-__device__ __forceinline__ void sum_splits_if_last(const Args& a, int64_t m0, int rows, int64_t n0, int cols) {
+__device__ __noinline__ void sum_splits_if_last(const SplitSum a, int64_t m0, int rows, int64_t n0, int cols) {
   __shared__ bool is_last;
   __threadfence();  // this thread's partials are visible device-wide before the CTA counts itself in
   __syncthreads();
@@ -105,20 +161,13 @@ __device__ __forceinline__ void sum_splits_if_last(const Args& a, int64_t m0, in
   __syncthreads();
   if (!is_last) return;
   __threadfence();
-  const T* bias = static_cast<const T*>(a.bias);
-  T* Y = static_cast<T*>(a.Y);
-  const int64_t split_stride = a.M * a.N;
-  for (int row = 0; row < rows; ++row)
-    for (int col = threadIdx.x; col < cols; col += NT) {
-      const int64_t n = n0 + col, e = (m0 + row) * a.N + n;
-      float s = bias ? Mma<T>::to_float(bias[n]) : 0.f;
-      for (int q = 0; q < a.splits; ++q) s += __ldcg(a.partial + q * split_stride + e);  // L2: other SMs wrote them
-      Y[e] = Mma<T>::from_float(s);
-    }
+  const bool vec4 = a.N % 4 == 0 && n0 % 4 == 0 && cols % 4 == 0 && (reinterpret_cast<uintptr_t>(a.partial) & 15) == 0;
+  if (vec4) sum_split_block<T, NT, 4>(a, m0, rows, n0, cols);
+  else sum_split_block<T, NT, 1>(a, m0, rows, n0, cols);
 }
 
 template <typename T, class Cfg, int RC>
-__global__ void __launch_bounds__(Cfg::kThreads) tsvd_tc_kernel(const Args a) {
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinCtasPerSm) tsvd_tc_kernel(const Args a) {
   using S = TcSmem<Cfg, RC>;
   using Op = Mma<T>;
   constexpr int BM = Cfg::kBM, NB = Cfg::kNB, KC = Cfg::kKC, MF = Cfg::kMF, NT = Cfg::kThreads, ST = S::kStages;
@@ -267,7 +316,8 @@ __global__ void __launch_bounds__(Cfg::kThreads) tsvd_tc_kernel(const Args a) {
     }
   if (P != nullptr && a.counters != nullptr) {
     const int64_t n0 = int64_t(j) * a.tn + n_in_tile0;
-    sum_splits_if_last<T, NT>(a, m0, rows_valid, n0, int(min(int64_t(v_cols), a.N - n0)));
+    sum_splits_if_last<T, NT>(SplitSum{a.partial, a.counters, a.bias, a.Y, a.M, a.N, a.splits}, m0, rows_valid, n0,
+                              int(min(int64_t(v_cols), a.N - n0)));
   }
 }
 

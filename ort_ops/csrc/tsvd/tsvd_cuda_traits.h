@@ -17,9 +17,11 @@ namespace ortops::cuda::tsvd {
 // grid; warp (wm, wn) owns rows [wm*16*kMF, +16*kMF) and columns [wn*kWNC, +kWNC) of the block,
 // and computes T = A_i·U_ij for its own rows in registers (recomputed by the kWarpsN warps of a
 // row band), which become the A operand of the second mma (·V_ij) without leaving the registers.
-template <int WarpsM, int WarpsN, int MF, int NB, int KC, int SmemBudgetKB>
+template <int WarpsM, int WarpsN, int MF, int NB, int KC, int SmemBudgetKB, int MinCtasPerSm>
 struct TcConfig {
   static constexpr int kWarpsM = WarpsM, kWarpsN = WarpsN, kMF = MF, kNB = NB, kKC = KC;
+  // CTAs an SM must hold at once (__launch_bounds__: caps the registers; make_plan's split target).
+  static constexpr int kMinCtasPerSm = MinCtasPerSm;
   static constexpr int kSmemBudget = SmemBudgetKB * 1024;  // sets the pipeline depth (TcSmem)
   static constexpr int kWarps = WarpsM * WarpsN;
   static constexpr int kThreads = 32 * kWarps;
@@ -35,14 +37,14 @@ struct TcConfig {
 // recomputed per warp: 16 x tk x r per tile, cheap next to loading the tile); long k chunks.
 // Two stages: a 4-stage ring (72 KB) left 3 CTAs per SM instead of 5 and the split grid ran in
 // two waves: 4096 x 14336, M = 1, c = 4: 22.1 us against 16.3 us with two stages (H200).
-using SmallCfg = TcConfig<1, 4, 1, 128, 128, 24>;
+using SmallCfg = TcConfig<1, 4, 1, 128, 128, 24, 4>;
 // 17 <= M <= 256: 64-row blocks, so small batches still spread over the SMs.
-using MediumCfg = TcConfig<4, 2, 1, 128, 64, 100>;
+using MediumCfg = TcConfig<4, 2, 1, 128, 64, 100, 2>;
 // Large M: 128 x 128 output blocks, warp tile 32 x 64 (2 m16 fragments reuse each B fragment);
 // one CTA per SM (~240 registers a thread). Two stages: four measured 0-3% slower at M >= 1024
 // (H200), so this path is not bound by load latency but by re-reading A per column block (see
 // docs/tsvd_cuda.md).
-using LargeCfg = TcConfig<4, 2, 2, 128, 64, 40>;
+using LargeCfg = TcConfig<4, 2, 2, 128, 64, 40, 1>;
 
 // Shared-memory layout of one (config, rank chunk) pair: kStages buffers each of A [BM][KC],
 // U [KC][RC] and V [RC][NB] (cp.async ring, 2 to 4 deep within the config's budget), rows padded by 8 elements (16 bytes) so ldmatrix's 8 row addresses fall in
