@@ -15,7 +15,7 @@ echo "kernel tests rc=$?: $(tail -1 "$out/pytest_kernels.log")"
 grep -E "^(FAILED|ERROR)" "$out/pytest_kernels.log" | head -20
 timeout 60 compute-sanitizer --tool memcheck --error-exitcode 7 .device/shims/tsvd_sanitize > "$out/sanitizer.log" 2>&1
 echo "memcheck rc=$?: $(grep 'ERROR SUMMARY' "$out/sanitizer.log" | tail -1)"
-ms=${SPLIT_MS:-1,4,16,128}
+ms=${SPLIT_MS:-1,2,4,8,16,64}
 timeout 150 python3 benchmarks/gpu_tsvd.py --ms "$ms" --shapes 4096x4096,4096x14336 --variants small --out "$out" \
   --label _split_sum > "$out/gpu_tsvd_small.log" 2>&1
 echo "kernel A/B rc=$?"; grep "^K" "$out/gpu_tsvd_small.log" | sed -E 's/ err [0-9.e+-]+//g; s/\| *[0-9.]+ TB\/s .*TF\/s *//' | cut -c1-200
@@ -28,5 +28,5 @@ timeout 90 python3 -m pytest -q -p no:cacheprovider tests/gpu/test_ort_cuda.py >
 echo "ORT tests rc=$?: $(tail -1 "$out/pytest_ort.log")"
 timeout 130 python3 -c "import torch, runpy, sys; sys.argv=['gpu_tsvd_ort.py','--ms','1,16','--out','$out']; runpy.run_path('benchmarks/gpu_tsvd_ort.py', run_name='__main__')" > "$out/tsvd_ort_small.log" 2>&1
 echo "ORT M<=16 rc=$?"; grep "^|" "$out/tsvd_ort_small.log" | tail -52
-timeout 90 python3 -c "import torch, runpy, sys; sys.argv=['gpu_tsvd_ort.py','--graph-only'','--shapes','4096x4096,4096x14336','--ms','1,16','--out','$out']; runpy.run_path('benchmarks/gpu_tsvd_ort.py', run_name='__main__')" > "$out/tsvd_ort_graph.log" 2>&1
+timeout 90 python3 -c "import torch, runpy, sys; sys.argv=['gpu_tsvd_ort.py','--graph-only','--shapes','4096x4096,4096x14336','--ms','1,16','--out','$out']; runpy.run_path('benchmarks/gpu_tsvd_ort.py', run_name='__main__')" > "$out/tsvd_ort_graph.log" 2>&1
 echo "ORT graph rows rc=$?"; grep "^|" "$out/tsvd_ort_graph.log" | tail -10; grep -v "^[|K]" "$out/tsvd_ort_graph.log" | tail -5

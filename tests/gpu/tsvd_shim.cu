@@ -58,7 +58,7 @@ extern "C" int ortops_test_tsvd(int dtype, const void* A, const void* U, const v
 
 // With knobs: path (0 by M, 1 fused, 2 two-stage), two-stage threshold, T workspace cap, ring of
 // the two-stage GEMMs, PDL, stage mask, CTAs per SM of the fused kernel's split, split sums (0: finalize
-// kernel; < 0: defaults; stage_mask 3 = both, others time one stage). Workspace from the caller
+// kernel, 1: in-kernel; < 0: defaults; stage_mask 3 = both, others time one stage). Workspace from the caller
 // (benchmarks) or, when workspace is null and the plan needs one, allocated here and the stream
 // waited for (tests).
 namespace {

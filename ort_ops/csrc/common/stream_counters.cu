@@ -31,6 +31,15 @@ unsigned int* create_counters(cudaStream_t stream) {
 }
 }  // namespace
 
+bool stream_is_capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess) {
+    cudaGetLastError();
+    return true;
+  }
+  return capture != cudaStreamCaptureStatusNone;
+}
+
 unsigned int* stream_counters(cudaStream_t stream) {
   static std::mutex mu;
   static std::map<std::pair<int, cudaStream_t>, unsigned int*> table;
@@ -39,12 +48,7 @@ unsigned int* stream_counters(cudaStream_t stream) {
   std::lock_guard<std::mutex> lock(mu);
   auto it = table.find({device, stream});
   if (it != table.end()) return it->second;
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess) {
-    cudaGetLastError();
-    return nullptr;
-  }
-  if (capture != cudaStreamCaptureStatusNone || table.size() >= kMaxStreams) return nullptr;
+  if (stream_is_capturing(stream) || table.size() >= kMaxStreams) return nullptr;
   unsigned int* counters = create_counters(stream);
   if (counters != nullptr) table.emplace(std::make_pair(device, stream), counters);
   return counters;

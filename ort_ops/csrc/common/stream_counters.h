@@ -19,4 +19,8 @@ inline constexpr int kStreamCounters = 4096;  // 16 KB of uint32 per stream
 // none. Thread-safe; the arrays are kept for the life of the process.
 unsigned int* stream_counters(cudaStream_t stream);
 
+// True while `stream` is being captured into a CUDA graph (or when that cannot be asked: a
+// query refused during another thread's global-mode capture counts as capturing).
+bool stream_is_capturing(cudaStream_t stream);
+
 }  // namespace ortops::cuda

@@ -296,11 +296,15 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
   Args a{};
   a.A = A, a.U = U, a.V = V, a.bias = bias, a.Y = Y;
   a.partial = plan.splits > 1 ? static_cast<float*>(workspace) : nullptr;
-  // Split sums added up in the same launch when the stream has counters (one per output block);
-  // else (first use inside a graph capture, fp32, too many blocks) by the finalize kernel.
+  // Split sums: outside a graph capture they are added up in the same launch by the last CTA of
+  // each output block (one launch less: at small M, ORT's per-node host work, launches included,
+  // takes longer than the kernels). Inside a capture the host cost is paid once, so the finalize
+  // kernel, which spreads the sums over every SM, is used: 0-36% faster per call than the
+  // in-kernel sum at M <= 16 on the H200 (docs/tsvd_cuda.md). Also the finalize kernel when the
+  // stream has no counters (first use inside a capture) or there are too many output blocks.
   a.counters = nullptr;
-  if (a.partial != nullptr && dtype != DType::kFloat32 && opt.split_sum != 0 &&
-      plan.col_chunks * plan.row_blocks <= kStreamCounters)
+  const bool in_kernel = opt.split_sum > 0 || (opt.split_sum < 0 && !stream_is_capturing(stream));
+  if (a.partial != nullptr && in_kernel && plan.col_chunks * plan.row_blocks <= kStreamCounters)
     a.counters = stream_counters(stream);
   a.M = p.M;
   a.K = int(p.K), a.N = int(p.N), a.tk = int(p.tk), a.tn = int(p.tn), a.r = int(p.rank);

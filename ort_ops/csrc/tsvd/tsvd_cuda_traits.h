@@ -20,7 +20,9 @@ namespace ortops::cuda::tsvd {
 template <int WarpsM, int WarpsN, int MF, int NB, int KC, int SmemBudgetKB, int MinCtasPerSm>
 struct TcConfig {
   static constexpr int kWarpsM = WarpsM, kWarpsN = WarpsN, kMF = MF, kNB = NB, kKC = KC;
-  // CTAs an SM must hold at once (__launch_bounds__: caps the registers; make_plan's split target).
+  // CTAs an SM holds at once (registers and shared memory from -Xptxas -v): the CTA count
+  // make_plan's tile-row split aims at. Not a __launch_bounds__ minimum: as one, 2 capped the
+  // 64-row configuration where ptxas fits 128 registers by itself, and it then spilled.
   static constexpr int kMinCtasPerSm = MinCtasPerSm;
   static constexpr int kSmemBudget = SmemBudgetKB * 1024;  // sets the pipeline depth (TcSmem)
   static constexpr int kWarps = WarpsM * WarpsN;
@@ -149,7 +151,7 @@ struct TsvdOptions {
   int pdl = -1;                    // < 0: on sm_90+; 0 off (two-stage launches)
   int stage_mask = 3;              // benchmarks only (wrong results otherwise): 1 stage 1 only, 2 stage 2 only
   int ctas_per_sm = -1;            // fused kernel: CTAs per SM the tile-row split aims at (< 1: per config)
-  int split_sum = -1;              // split sums: < 0 in-kernel when the stream has counters, 0 finalize kernel
+  int split_sum = -1;              // split sums: < 0 in-kernel unless capturing, 0 finalize kernel, 1 in-kernel
 };
 
 // Everything the kernels need, by value (one __grid_constant__-sized block of scalars).
