@@ -67,14 +67,27 @@ GPT2 = Family("gpt2", "decoder", attention=(r"attn\.c_attn", r"attn\.c_proj"),
               mlp=(r"mlp\.c_fc", r"mlp\.c_proj"), lm_head=(r"lm_head",))
 LLAMA = Family("llama", "decoder", attention=(r"self_attn\.(q|k|v|o)_proj",),
                mlp=(r"mlp\.(gate|up|down)_proj",), lm_head=(r"lm_head",))
+DISTILBERT = Family("distilbert", "encoder", attention=(r"attention\.(q|k|v|out)_lin",), mlp=(r"ffn\.lin(1|2)",))
+# Phi-3: fused qkv_proj [E, (H + 2·KV)·D] and gate_up_proj [E, 2·I], one TSVDMatMul each
+PHI3 = Family("phi3", "decoder", attention=(r"self_attn\.(qkv|o)_proj",),
+              mlp=(r"mlp\.(gate_up|down)_proj",), lm_head=(r"lm_head",))
+OPT = Family("opt", "decoder", attention=(r"self_attn\.(q|k|v|out)_proj",), mlp=(r"fc(1|2)",),
+             lm_head=(r"lm_head",))
+# GPT-NeoX (Pythia): fused query_key_value, interleaved per head (the matrix is compressed as is)
+GPT_NEOX = Family("gpt_neox", "decoder", attention=(r"attention\.(query_key_value|dense)",),
+                  mlp=(r"mlp\.dense_(h_to_4h|4h_to_h)",), lm_head=(r"lm_head",))
 
 # Sequence classifiers: the same layers plus their head (never compressed), output logits [B, labels]
 BERT_CLASSIFIER = dataclasses.replace(BERT, kind="classifier")
 LONGFORMER_CLASSIFIER = dataclasses.replace(LONGFORMER, kind="classifier")
+DISTILBERT_CLASSIFIER = dataclasses.replace(DISTILBERT, kind="classifier")  # head: pre_classifier + classifier
 # A decoder's base model (GPT2Model, LlamaModel, ...) has no LM head: causal, but its output is
 # last_hidden_state [B, S, E]
 GPT2_BASE = dataclasses.replace(GPT2, lm_head=(), output="last_hidden_state")
 LLAMA_BASE = dataclasses.replace(LLAMA, lm_head=(), output="last_hidden_state")
+PHI3_BASE = dataclasses.replace(PHI3, lm_head=(), output="last_hidden_state")
+OPT_BASE = dataclasses.replace(OPT, lm_head=(), output="last_hidden_state")
+GPT_NEOX_BASE = dataclasses.replace(GPT_NEOX, lm_head=(), output="last_hidden_state")
 
 FAMILIES: dict[str, Family] = {
     "LongformerModel": LONGFORMER,
@@ -83,6 +96,14 @@ FAMILIES: dict[str, Family] = {
     "BertForSequenceClassification": BERT_CLASSIFIER,
     "RobertaModel": BERT,
     "RobertaForSequenceClassification": BERT_CLASSIFIER,
+    # BERT module names (attention.self.query, ..., intermediate.dense, output.dense); Electra's
+    # embeddings_project (embedding_size != hidden_size) is neither group, so never compressed
+    "XLMRobertaModel": BERT,
+    "XLMRobertaForSequenceClassification": BERT_CLASSIFIER,
+    "ElectraModel": BERT,
+    "ElectraForSequenceClassification": BERT_CLASSIFIER,
+    "DistilBertModel": DISTILBERT,
+    "DistilBertForSequenceClassification": DISTILBERT_CLASSIFIER,
     "GPT2Model": GPT2_BASE,
     "GPT2LMHeadModel": GPT2,
     "LlamaModel": LLAMA_BASE,
@@ -92,6 +113,18 @@ FAMILIES: dict[str, Family] = {
     "MistralForCausalLM": LLAMA,
     "Qwen2Model": LLAMA_BASE,
     "Qwen2ForCausalLM": LLAMA,
+    "Qwen3Model": LLAMA_BASE,  # + q_norm/k_norm (RMSNorm, not matmuls)
+    "Qwen3ForCausalLM": LLAMA,
+    "GemmaModel": LLAMA_BASE,
+    "GemmaForCausalLM": LLAMA,
+    "Gemma2Model": LLAMA_BASE,  # + sliding-window layers, attention and final logit soft-capping
+    "Gemma2ForCausalLM": LLAMA,
+    "Phi3Model": PHI3_BASE,
+    "Phi3ForCausalLM": PHI3,
+    "OPTModel": OPT_BASE,
+    "OPTForCausalLM": OPT,
+    "GPTNeoXModel": GPT_NEOX_BASE,
+    "GPTNeoXForCausalLM": GPT_NEOX,
 }
 
 # configs that name no architecture (GGUF files, bare configs) load as the family's model for
@@ -104,6 +137,15 @@ DEFAULT_CLASS_FOR_MODEL_TYPE = {
     "llama": "LlamaForCausalLM",
     "mistral": "MistralForCausalLM",
     "qwen2": "Qwen2ForCausalLM",
+    "xlm-roberta": "XLMRobertaModel",
+    "electra": "ElectraModel",
+    "distilbert": "DistilBertModel",
+    "qwen3": "Qwen3ForCausalLM",
+    "gemma": "GemmaForCausalLM",
+    "gemma2": "Gemma2ForCausalLM",
+    "phi3": "Phi3ForCausalLM",
+    "opt": "OPTForCausalLM",
+    "gpt_neox": "GPTNeoXForCausalLM",
 }
 
 
@@ -111,7 +153,9 @@ DEFAULT_CLASS_FOR_MODEL_TYPE = {
 # ...) export their base model: its weights load from the checkpoint and only the head is left
 # out. Decoders get no such fallback: a CausalLM built from another head's checkpoint would have a
 # freshly initialised lm_head, a different model.
-BASE_CLASS_FOR_ENCODER_MODEL_TYPE = {"longformer": "LongformerModel", "bert": "BertModel", "roberta": "RobertaModel"}
+BASE_CLASS_FOR_ENCODER_MODEL_TYPE = {"longformer": "LongformerModel", "bert": "BertModel", "roberta": "RobertaModel",
+                                     "xlm-roberta": "XLMRobertaModel", "electra": "ElectraModel",
+                                     "distilbert": "DistilBertModel"}
 
 
 class UnsupportedModel(ValueError):

@@ -29,7 +29,7 @@ from . import compress, tsvd, tsvd_common
 from .finetune_data import CAUSAL_LM, SEQ_CLS, Splits
 
 MODES = ("common", "factors", "lora")
-HEAD_NAMES = ("score", "classifier")  # HF seq-cls heads of the supported families
+HEAD_NAMES = ("score", "classifier", "pre_classifier")  # HF seq-cls heads of the supported families
 DEFAULT_LR = {"common": 2e-3, "factors": 2e-4, "lora": 1e-3}
 
 

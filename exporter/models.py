@@ -114,10 +114,12 @@ def load(source: str) -> LoadedModel:
 
 def max_sequence_length(model: nn.Module) -> int | None:
     """The longest sequence the model's learned position table takes (BERT: max_position_embeddings;
-    RoBERTa/Longformer: minus pad_token_id + 1, where their positions start; GPT-2: n_positions),
-    or None for rotary models (Llama family), which have no table to run off the end of."""
+    RoBERTa/Longformer: minus pad_token_id + 1, where their positions start; GPT-2: n_positions;
+    OPT: its table's rows minus its `offset`, 2), or None for rotary models (Llama family), which
+    have no table to run off the end of."""
     for name, module in model.named_modules():
-        if isinstance(module, nn.Embedding) and name.rpartition(".")[2] in ("position_embeddings", "wpe"):
-            offset = module.padding_idx + 1 if module.padding_idx is not None else 0
+        if isinstance(module, nn.Embedding) and name.rpartition(".")[2] in ("position_embeddings", "wpe",
+                                                                            "embed_positions"):
+            offset = module.padding_idx + 1 if module.padding_idx is not None else getattr(module, "offset", 0)
             return module.num_embeddings - offset
     return None

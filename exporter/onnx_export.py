@@ -59,6 +59,29 @@ def _quiet(enabled: bool):
         logger.setLevel(level)
 
 
+@contextlib.contextmanager
+def _keep_module_attributes(model: torch.nn.Module):
+    """torch.export runs the forward on FakeTensors. A module that caches a tensor as a plain
+    attribute on its first call (HF longrope's `long_inv_freq`, Phi-3 128k / Phi-3.5) would keep a
+    FakeTensor, and later eager runs of the same model (the validation reference) silently compute
+    wrong values with it. Any attribute the capture left as a FakeTensor is put back as it was
+    (removed if new: the module recomputes it on its next call)."""
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    before = {id(m): dict(vars(m)) for m in model.modules()}
+    try:
+        yield
+    finally:
+        for module in model.modules():
+            old = before.get(id(module), {})
+            for key, value in list(vars(module).items()):
+                if isinstance(value, FakeTensor):
+                    if key in old and not isinstance(old[key], FakeTensor):
+                        setattr(module, key, old[key])
+                    else:
+                        delattr(module, key)
+
+
 def _optimize(program) -> None:
     """What `optimize=True` does (constant folding, dead code), minus onnxscript's opset-23
     fusions: its RotaryEmbedding fusion writes cos/sin caches of batch 1 ([1, S, D/2] from HF's
@@ -77,7 +100,7 @@ def export_graph(model: torch.nn.Module, family: Family, example: dict[str, torc
     names = input_names(family, token_type_count(model, family))
     if list(example) != names:  # the capture would name the inputs wrongly or drop one
         raise ValueError(f"export example inputs {list(example)} != the graph's {names}")
-    with family.export_patches(model), _quiet(not verbose), torch.no_grad():
+    with _keep_module_attributes(model), family.export_patches(model), _quiet(not verbose), torch.no_grad():
         program = torch.onnx.export(
             wrapper, args=(), kwargs=example, dynamo=True,
             custom_translation_table=onnx_translation.TRANSLATION_TABLE,
