@@ -214,11 +214,13 @@ def test_split_sum_in_kernel(case, dtype, rng):
     torch.cuda.synchronize()
     assert _counters_nonzero(stream) == 0, "the stream has no zeroed counter array after a launch"
     y_in = _run_split(A, U, V, bias, dims, dtype, 1, stream)
-    y_again = _run_split(A, U, V, bias, dims, dtype, -1, stream)  # the eager default: in-kernel too
+    y_again = _run_split(A, U, V, bias, dims, dtype, 1, stream)
+    y_default = _run_split(A, U, V, bias, dims, dtype, -1, stream)  # the eager default, either path
     y_fin = _run_split(A, U, V, bias, dims, dtype, 0, stream)
     torch.cuda.synchronize()
     _assert_same_sum(y_in, y_fin, "in-kernel vs finalize")
     assert torch.equal(y_in, y_again), "in-kernel split sum is not deterministic"
+    assert torch.equal(y_default, y_in) or torch.equal(y_default, y_fin), "the default is neither path"
     assert _counters_nonzero(stream) == 0, "a launch left counters non-zero"
     K, N, Tk, Tn, tk, tn, r = dims
     to64 = lambda t: t.double().cpu().numpy()  # noqa: E731
