@@ -302,8 +302,12 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
   // kernel, which spreads the sums over every SM, is used: 0-36% faster per call than the
   // in-kernel sum at M <= 16 on the H200 (docs/tsvd_cuda.md). Also the finalize kernel when the
   // stream has no counters (first use inside a capture) or there are too many output blocks.
+  // Default off until the sliced in-kernel sum and this policy have run on a GPU (written
+  // 2026-12-02, when no device could be had); opt in with TsvdOptions::split_sum = 1.
+  constexpr bool kInKernelSplitSumWhenEager = false;
   a.counters = nullptr;
-  const bool in_kernel = opt.split_sum > 0 || (opt.split_sum < 0 && !stream_is_capturing(stream));
+  const bool in_kernel = opt.split_sum > 0 ||
+                         (opt.split_sum < 0 && kInKernelSplitSumWhenEager && !stream_is_capturing(stream));
   if (a.partial != nullptr && in_kernel && plan.col_chunks * plan.row_blocks <= kStreamCounters)
     a.counters = stream_counters(stream);
   a.M = p.M;

@@ -151,7 +151,7 @@ struct TsvdOptions {
   int pdl = -1;                    // < 0: on sm_90+; 0 off (two-stage launches)
   int stage_mask = 3;              // benchmarks only (wrong results otherwise): 1 stage 1 only, 2 stage 2 only
   int ctas_per_sm = -1;            // fused kernel: CTAs per SM the tile-row split aims at (< 1: per config)
-  int split_sum = -1;              // split sums: < 0 in-kernel unless capturing, 0 finalize kernel, 1 in-kernel
+  int split_sum = -1;              // split sums: < 0 the default (tsvd_cuda.cu), 0 finalize kernel, 1 in-kernel
 };
 
 // Everything the kernels need, by value (one __grid_constant__-sized block of scalars).
