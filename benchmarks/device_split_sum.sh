@@ -16,6 +16,10 @@ echo "kernel tests rc=$?: $(tail -1 "$out/pytest_kernels.log")"
 grep -E "^(FAILED|ERROR)" "$out/pytest_kernels.log" | head -20
 timeout 60 compute-sanitizer --tool memcheck --error-exitcode 7 .device/shims/tsvd_sanitize > "$out/sanitizer.log" 2>&1
 echo "memcheck rc=$?: $(grep 'ERROR SUMMARY' "$out/sanitizer.log" | tail -1)"
+if [ -f .device/shims/libattention_shim.so ]; then  # the shared launch helper changed under both ops
+  timeout 120 python3 -m pytest -q -p no:cacheprovider tests/gpu/test_attention_cuda.py > "$out/pytest_attention.log" 2>&1
+  echo "attention kernel tests rc=$?: $(tail -1 "$out/pytest_attention.log")"
+fi
 ms=${SPLIT_MS:-1,4,16,64}
 timeout 150 python3 benchmarks/gpu_tsvd.py --ms "$ms" --shapes 4096x4096,4096x14336 --variants small --out "$out" \
   --label _split_sum > "$out/gpu_tsvd_small.log" 2>&1

@@ -114,11 +114,13 @@ __device__ __forceinline__ void store_pair(T* y, float v0, float v1, bool ok0, b
   }
 }
 
-// Dynamic shared memory above 48 KB is opted into once per kernel, device and size (not on every
-// call; cudaFuncSetAttribute is not a stream operation, so this is also capture-safe).
+// Dynamic shared memory is opted into once per kernel, device and size (not on every call;
+// cudaFuncSetAttribute is not a stream operation, so this is also capture-safe). Any non-zero size
+// is opted into, not only sizes above 48 KB: the 48 KB default bounds static + dynamic together, so
+// 46 KB dynamic next to a kernel's 2.5 KB of static shared memory fails to launch without it.
 template <auto kKernel>
 cudaError_t allow_dynamic_smem(size_t bytes) {
-  if (bytes <= 48 * 1024) return cudaSuccess;
+  if (bytes == 0) return cudaSuccess;
   static std::atomic<size_t> allowed[64];  // per device ordinal: the largest size opted into
   static std::mutex mu;
   int dev = 0;
@@ -138,7 +140,10 @@ cudaError_t allow_dynamic_smem(size_t bytes) {
 template <auto kKernel, typename... Params>
 cudaError_t launch_kernel(dim3 grid, dim3 block, size_t smem, bool pdl, cudaStream_t stream, Params... params) {
   cudaError_t err = allow_dynamic_smem<kKernel>(smem);
-  if (err != cudaSuccess) return err;
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    return err;
+  }
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
@@ -150,7 +155,11 @@ cudaError_t launch_kernel(dim3 grid, dim3 block, size_t smem, bool pdl, cudaStre
   cfg.attrs = attr;
   cfg.numAttrs = pdl ? 1 : 0;
   err = cudaLaunchKernelEx(&cfg, kKernel, params...);
-  return err != cudaSuccess ? err : cudaGetLastError();
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // returned here: not left as the thread's last error for a later call to find
+    return err;
+  }
+  return cudaGetLastError();
 }
 
 }  // namespace ortops::cuda::ptx
