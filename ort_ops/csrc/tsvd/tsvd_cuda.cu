@@ -299,16 +299,17 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
   // Split sums: outside a graph capture they are added up in the same launch by the last CTA of
   // each output block (one launch less: at small M, ORT's per-node host work, launches included,
   // takes longer than the kernels). Inside a capture the host cost is paid once, so the finalize
-  // kernel, which spreads the sums over every SM, is used: 0-36% faster per call than the
-  // in-kernel sum at M <= 16 on the H200 (docs/tsvd_cuda.md). Also the finalize kernel when the
+  // kernel, which spreads the sums over every SM, is used. Also the finalize kernel when the
   // stream has no counters (first use inside a capture) or there are too many output blocks.
-  // Default off until the sliced in-kernel sum and this policy have run on a GPU (written
-  // 2026-12-02, when no device could be had); opt in with TsvdOptions::split_sum = 1.
+  // Off by default: graph-timed on the H200 the in-kernel sum was 1-43% slower than the finalize
+  // kernel in all 24 rows at M <= 16 (docs/tsvd_cuda.md, run 3), and its eager gain through ORT is
+  // not yet A/B'd in one run. Opt in with TsvdOptions::split_sum = 1. (fp32 never splits.)
   constexpr bool kInKernelSplitSumWhenEager = false;
   a.counters = nullptr;
   const bool in_kernel = opt.split_sum > 0 ||
                          (opt.split_sum < 0 && kInKernelSplitSumWhenEager && !stream_is_capturing(stream));
-  if (a.partial != nullptr && in_kernel && plan.col_chunks * plan.row_blocks <= kStreamCounters)
+  if (a.partial != nullptr && dtype != DType::kFloat32 && in_kernel &&
+      plan.col_chunks * plan.row_blocks <= kStreamCounters)
     a.counters = stream_counters(stream);
   a.M = p.M;
   a.K = int(p.K), a.N = int(p.N), a.tk = int(p.tk), a.tn = int(p.tn), a.r = int(p.rank);
