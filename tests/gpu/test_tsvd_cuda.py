@@ -171,8 +171,9 @@ def _split_inputs(case, dtype, seed):
 
 
 def _run_split(A, U, V, bias, dims, dtype, split_sum, stream):
-    """One launch on `stream` (no wait). split_sum: -1 default (in-kernel unless the stream is being
-    captured), 0 finalize kernel, 1 in-kernel whenever the stream has counters. Returns Y."""
+    """One launch on `stream` (no wait). split_sum: -1 the library's default (the finalize kernel
+    while kInKernelSplitSumWhenEager is off), 0 finalize kernel, 1 in-kernel whenever the stream has
+    counters. Returns Y."""
     K, N, Tk, Tn, tk, tn, r = dims
     code, tdt = DTYPES[dtype]
     M = A.numel() // K
