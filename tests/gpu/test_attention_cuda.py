@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from attention_gpu_util import (  # noqa: E402
-    CUDA_ERROR_INVALID_VALUE, PARTS_ALL, PARTS_BAND, PARTS_GLOBAL, SCHED_ONE_GRID, SCHED_TWO_STREAM, SHIM_PATH,
+    BAND_MMA_SYNC, CUDA_ERROR_INVALID_VALUE, PARTS_ALL, PARTS_BAND, PARTS_GLOBAL, SCHED_ONE_GRID, SCHED_TWO_STREAM, SHIM_PATH,
     describe_mismatch, hf_longformer_attention, make_inputs, make_mask, rel_err, run_op, torch_reference,
     workspace_bytes)
 
@@ -92,6 +92,29 @@ def test_long_sequences():
     case("S=2048 D=128 G=100/8", 2, 2048, 4, 128, 256, torch.bfloat16, [(100, "scattered", 2048), (8, "first", 1900)])
     # 16 key splits of the global rows (S > 8192).
     case("S=9000 splits=16", 1, 9000, 1, 64, 64, torch.float16, [(20, "scattered", 8999)])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=lambda d: str(d).replace("torch.", ""))
+@pytest.mark.parametrize("w", [0, 7, 100, 256])
+def test_band_mma_sync_and_wgmma_agree(dtype, w):
+    # Head dim 64 runs its band tiles on warpgroup MMAs in the sm_90a build (every other test at
+    # D = 64 exercises that path); the mma.sync band must stay right too (older GPUs, A/B runs).
+    # Both against the float64 reference, and against each other (same rounding points, so they
+    # differ only by fp32 accumulation order).
+    B, S, H, D = 2, 1111, 3, 64
+    gen = torch.Generator().manual_seed(SEED + 77 + w)
+    mask = torch.stack([make_mask(S, 6, "scattered", 1050, gen), make_mask(S, 70, "first", S, gen)]).cuda()
+    x = make_inputs(B, S, H, D, dtype, True, gen)
+    ref = torch_reference(*x, mask, H, w)
+    outs = []
+    for extra in (0, BAND_MMA_SYNC):
+        rc, out = run_op(*x, mask, H, w, parts=PARTS_ALL | extra)
+        assert rc == 0, f"launcher returned cudaError {rc}"
+        torch.cuda.synchronize()
+        check(f"band path {'mma.sync' if extra else 'default'} w={w}", dtype, out, ref)
+        outs.append(out)
+    diff = (outs[0].double() - outs[1].double()).abs().max().item()
+    assert diff <= ABS_TOL[dtype] / 2, f"wgmma and mma.sync band paths differ by {diff:.3g} (seed={SEED})"
 
 
 def test_deterministic_and_parts():

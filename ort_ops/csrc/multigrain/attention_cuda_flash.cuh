@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "common/cuda_ptx.cuh"
+#include "common/cuda_wgmma.cuh"
 #include "multigrain/attention_cuda_impl.h"
 #include "multigrain/attention_cuda_traits.h"
 
@@ -51,18 +52,57 @@ __device__ __forceinline__ int mask_in(const FlashParams& fp, int64_t idx) {
   return v >= 0 && v <= 2 ? v : 3;
 }
 
+// An [A][B] fragment array seen as the flat [A·B] array a warpgroup MMA takes (same registers).
+template <int A, int B>
+__device__ __forceinline__ float (&flat(float (&x)[A][B]))[A * B] {
+  return *reinterpret_cast<float(*)[A * B]>(&x);
+}
+
 }  // namespace dev
 
 // What a CTA computes: which query rows, which keys, where the result goes.
 enum class TileKind { kBand, kGlobalSplit, kGlobalWhole };
 
+// Where a CTA's tiles live in shared memory. mma.sync layout: Q, then 2 x (K, V), rows padded
+// to kStride (conflict-free ldmatrix). wgmma layout (band CTAs, head dim 64, sm_90a): the 2 x (K, V)
+// tiles first, 1024-byte aligned and 128-byte swizzled as the wgmma descriptors read them, then Q
+// (padded: it goes to registers through ldmatrix). Then the 2 x kBlockN key-valid flags.
+template <DType kType, int kHeadDim, bool kWgmma>
+struct SmemTiles {
+  using Tr = FlashTraits<kHeadDim>;
+  using T = typename Elem<kType>::T;
+  static constexpr int kKvTileElems = kWgmma ? Tr::kBlockN * 64 : Tr::kTileElems;  // one K or V tile
+  T *q, *k, *v;  // k, v: buffer b at + b * kKvTileElems
+  int8_t* valid;
+  __device__ __forceinline__ explicit SmemTiles(unsigned char* smem) {
+    if constexpr (kWgmma) {
+      static_assert(kHeadDim == 64, "one 128-byte swizzle atom per 64-element row");
+      const uint32_t a = ptx::smem_u32(smem);
+      k = reinterpret_cast<T*>(smem + (((a + 1023u) & ~1023u) - a));
+      v = k + 2 * kKvTileElems;
+      q = v + 2 * kKvTileElems;
+      valid = reinterpret_cast<int8_t*>(q + Tr::kTileElems);
+    } else {
+      q = reinterpret_cast<T*>(smem);
+      k = q + Tr::kTileElems;
+      v = k + 2 * kKvTileElems;
+      valid = reinterpret_cast<int8_t*>(v + 2 * kKvTileElems);
+    }
+  }
+  // Element offset of (key row r, 16-byte chunk c) inside a K or V tile.
+  __device__ __forceinline__ static int kv_offset(int r, int c) {
+    if constexpr (kWgmma) return wgmma::sw128_offset(r, c);
+    else return r * Tr::kStride + c * 8;
+  }
+};
+
 // Band Q tile (rows q0.., zero past S): needs nothing from the compaction, so band CTAs issue
 // it before waiting for that kernel.
-template <DType kType, int kHeadDim>
+template <DType kType, int kHeadDim, bool kWgmma>
 __device__ void load_band_q(const FlashParams& fp, unsigned char* smem, int b, int h, int q0) {
   using Tr = FlashTraits<kHeadDim>;
   using T = typename Elem<kType>::T;
-  T* sQ = reinterpret_cast<T*>(smem);
+  T* sQ = SmemTiles<kType, kHeadDim, kWgmma>(smem).q;
   const T* gQ = static_cast<const T*>(fp.q) + static_cast<int64_t>(b) * fp.S * fp.ld + static_cast<int64_t>(h) * fp.D;
   for (int i = threadIdx.x; i < Tr::kBlockM * Tr::kChunksPerRow; i += Tr::kThreads) {
     const int r = i / Tr::kChunksPerRow, c = i % Tr::kChunksPerRow;
@@ -74,15 +114,21 @@ __device__ void load_band_q(const FlashParams& fp, unsigned char* smem, int b, i
 // kNarrow (global-row split tiles with G <= 16): the 4 warps share query rows 0..15 and each
 // takes 16 of a block's 64 keys; their partial softmaxes are merged through smem at the end. A
 // quarter of the tensor work of a 64-row tile, which would compute 48 empty rows at G <= 16.
-template <DType kType, int kHeadDim, bool kNarrow = false>
+// kWgmma (band tiles, head dim 64, sm_90a): Q·Kᵀ and P·V as warpgroup MMAs reading K and V
+// straight from swizzled shared memory (no ldmatrix), P·V left running while the next block's
+// barrier and loads go on; the register fragments, masking and softmax are the same code.
+template <DType kType, int kHeadDim, bool kNarrow = false, bool kWgmma = false>
 __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind kind, int b, int h, int tile,
                             int key_begin, int key_end, int split) {
   using Tr = FlashTraits<kHeadDim>;
   using T = typename Elem<kType>::T;
-  T* sQ = reinterpret_cast<T*>(smem);                                   // (BLK_M, kStride)
-  T* sK = sQ + Tr::kTileElems;                                          // 2 x (BLK_N, kStride)
-  T* sV = sK + 2 * Tr::kTileElems;                                      // 2 x (BLK_N, kStride)
-  int8_t* sValid = reinterpret_cast<int8_t*>(sV + 2 * Tr::kTileElems);  // 2 x (BLK_N)
+  static_assert(!(kWgmma && kNarrow), "the warpgroup MMA path computes whole 64-row tiles");
+  using Tiles = SmemTiles<kType, kHeadDim, kWgmma>;
+  const Tiles tiles(smem);
+  T* sQ = tiles.q;  // (BLK_M, kStride)
+  T* sK = tiles.k;  // 2 x K tile
+  T* sV = tiles.v;  // 2 x V tile
+  int8_t* sValid = tiles.valid;  // 2 x (BLK_N)
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t4 = lane % 4;  // mma fragment row group and column pair
@@ -126,8 +172,8 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
   auto load_block = [&](int n, int buf) -> bool {
     const bool gathered = n >= n_range;
     const int kb = gathered ? (n - n_range) * Tr::kBlockN : key_begin + n * Tr::kBlockN;
-    T* dK = sK + buf * Tr::kTileElems;
-    T* dV = sV + buf * Tr::kTileElems;
+    T* dK = sK + buf * Tiles::kKvTileElems;
+    T* dV = sV + buf * Tiles::kKvTileElems;
 #pragma unroll
     for (int it = 0; it < Tr::kLoadsPerThread; ++it) {
       const int i = tid + it * Tr::kThreads;
@@ -137,8 +183,8 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
       if (gathered && ok) row = gIdx[row];
       ok = ok && c * 8 < D;
       const int64_t off = ok ? row * ld + c * 8 : 0;
-      ptx::cp_async16(dK + r * Tr::kStride + c * 8, gK + off, ok);
-      ptx::cp_async16(dV + r * Tr::kStride + c * 8, gV + off, ok);
+      ptx::cp_async16(dK + Tiles::kv_offset(r, c), gK + off, ok);
+      ptx::cp_async16(dV + Tiles::kv_offset(r, c), gV + off, ok);
     }
     bool valid = true;
     if (tid < Tr::kBlockN) {
@@ -158,11 +204,12 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
   bool pred_next = load_block(0, 0);
   ptx::cp_async_commit();
 
-  float acc_o[Tr::kDTiles][4];  // (16 rows, kHeadDim) per warp, mma C layout
-#pragma unroll
-  for (int d = 0; d < Tr::kDTiles; ++d)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) acc_o[d][e] = 0.f;
+  // O accumulators (16 rows, kHeadDim) per warp, mma C layout. The wgmma path leaves them unset:
+  // block 0's first P·V product overwrites them (a band tile always has a block). Zeroing them
+  // here would be a plain write to registers that a still-running P·V of the loop's previous
+  // trip also targets, as ptxas sees the loop, and it then serializes every wgmma (C7515).
+  float acc_o[Tr::kDTiles][4];
+  if constexpr (!kWgmma) ptx::zero_acc(reinterpret_cast<float(&)[1][Tr::kDTiles][4]>(acc_o));
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
   uint32_t q_frag[Tr::kKSteps][4];
   const float scale_log2 = fp.scale_log2;
@@ -173,6 +220,11 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
   for (int n = 0; n < n_blocks; ++n) {
     const int buf = n & 1;
     ptx::cp_async_wait<0>();
+    if constexpr (kWgmma) {
+      wgmma::fence_proxy_async();  // this thread's cp.async writes, before wgmma reads them
+      wgmma::wait<0>();            // P·V of block n - 1 has read buffer buf ^ 1: it may be refilled
+      wgmma::fence_operands(dev::flat(acc_o));
+    }
     const bool all_valid = __syncthreads_and(pred_next);
     if (n == 0) {
 #pragma unroll
@@ -186,22 +238,33 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
     ptx::cp_async_commit();
 
     // S = Q Kᵀ for this warp's 16 rows x 64 keys.
-    const T* cK = sK + buf * Tr::kTileElems;
+    const T* cK = sK + buf * Tiles::kKvTileElems;
     float acc_s[kNT][4];
+    if constexpr (kWgmma) {
+      const uint32_t k_addr = ptx::smem_u32(cK);
+      wgmma::fence();
 #pragma unroll
-    for (int nt = 0; nt < kNT; ++nt)
+      for (int ks = 0; ks < Tr::kKSteps; ++ks)  // k16 step = 32 bytes further along each K row
+        wgmma::mma_m64n64k16_rs<T, 0>(dev::flat(acc_s), q_frag[ks], wgmma::sw128_desc(k_addr + ks * 32), ks > 0);
+      wgmma::commit();
+      wgmma::wait<0>();
+      wgmma::fence_operands(dev::flat(acc_s));
+    } else {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) acc_s[nt][e] = 0.f;
+      for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
-    for (int ks = 0; ks < Tr::kKSteps; ++ks)
+        for (int e = 0; e < 4; ++e) acc_s[nt][e] = 0.f;
 #pragma unroll
-      for (int np = 0; np < kNT / 2; ++np) {
-        uint32_t kf[4];
-        const int r = key0 + np * 16 + (lane & 7) + ((lane >> 4) << 3), c = ks * 16 + ((lane >> 3) & 1) * 8;
-        ptx::ldsm_x4(kf, cK + r * Tr::kStride + c);
-        MmaOf<kType>::run(acc_s[2 * np], q_frag[ks], kf[0], kf[1]);
-        MmaOf<kType>::run(acc_s[2 * np + 1], q_frag[ks], kf[2], kf[3]);
-      }
+      for (int ks = 0; ks < Tr::kKSteps; ++ks)
+#pragma unroll
+        for (int np = 0; np < kNT / 2; ++np) {
+          uint32_t kf[4];
+          const int r = key0 + np * 16 + (lane & 7) + ((lane >> 4) << 3), c = ks * 16 + ((lane >> 3) & 1) * 8;
+          ptx::ldsm_x4(kf, cK + r * Tr::kStride + c);
+          MmaOf<kType>::run(acc_s[2 * np], q_frag[ks], kf[0], kf[1]);
+          MmaOf<kType>::run(acc_s[2 * np + 1], q_frag[ks], kf[2], kf[3]);
+        }
+    }
 #pragma unroll
     for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
@@ -248,30 +311,55 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
         sum += acc_s[nt][2 * rr] + acc_s[nt][2 * rr + 1];
       }
       row_sum[rr] = row_sum[rr] * corr + sum;  // quad-partial; reduced once at the end
+      if (!kWgmma || n > 0)  // (wgmma: block 0 overwrites O, see above)
 #pragma unroll
-      for (int d = 0; d < Tr::kDTiles; ++d) {
-        acc_o[d][2 * rr] *= corr;
-        acc_o[d][2 * rr + 1] *= corr;
-      }
+        for (int d = 0; d < Tr::kDTiles; ++d) {
+          acc_o[d][2 * rr] *= corr;
+          acc_o[d][2 * rr + 1] *= corr;
+        }
     }
 
     // O += P V: the S accumulators are re-packed in place as the A operand.
-    const T* cV = sV + buf * Tr::kTileElems;
+    const T* cV = sV + buf * Tiles::kKvTileElems;
+    if constexpr (kWgmma) {
+      // The P registers stay live until the product is waited for (next block, or after the loop).
+      uint32_t pa[kNT / 2][4];
 #pragma unroll
-    for (int kk = 0; kk < kNT / 2; ++kk) {
-      const uint32_t pa[4] = {MmaOf<kType>::pack(acc_s[2 * kk][0], acc_s[2 * kk][1]),
-                              MmaOf<kType>::pack(acc_s[2 * kk][2], acc_s[2 * kk][3]),
-                              MmaOf<kType>::pack(acc_s[2 * kk + 1][0], acc_s[2 * kk + 1][1]),
-                              MmaOf<kType>::pack(acc_s[2 * kk + 1][2], acc_s[2 * kk + 1][3])};
+      for (int kk = 0; kk < kNT / 2; ++kk) {
+        pa[kk][0] = MmaOf<kType>::pack(acc_s[2 * kk][0], acc_s[2 * kk][1]);
+        pa[kk][1] = MmaOf<kType>::pack(acc_s[2 * kk][2], acc_s[2 * kk][3]);
+        pa[kk][2] = MmaOf<kType>::pack(acc_s[2 * kk + 1][0], acc_s[2 * kk + 1][1]);
+        pa[kk][3] = MmaOf<kType>::pack(acc_s[2 * kk + 1][2], acc_s[2 * kk + 1][3]);
+      }
+      const uint32_t v_addr = ptx::smem_u32(cV);
+      wgmma::fence();
 #pragma unroll
-      for (int dp = 0; dp < Tr::kDTiles / 2; ++dp) {
-        uint32_t vf[4];
-        const int r = key0 + kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = dp * 16 + (lane >> 4) * 8;
-        ptx::ldsm_x4_t(vf, cV + r * Tr::kStride + c);
-        MmaOf<kType>::run(acc_o[2 * dp], pa, vf[0], vf[1]);
-        MmaOf<kType>::run(acc_o[2 * dp + 1], pa, vf[2], vf[3]);
+      for (int kk = 0; kk < kNT / 2; ++kk)  // k16 step = 16 key rows of 128 bytes
+        wgmma::mma_m64n64k16_rs<T, 1>(dev::flat(acc_o), pa[kk], wgmma::sw128_desc(v_addr + kk * 2048),
+                                      n > 0 || kk > 0);
+      wgmma::commit();  // waited for at the next block's top, or after the loop
+    } else {
+#pragma unroll
+      for (int kk = 0; kk < kNT / 2; ++kk) {
+        const uint32_t pa[4] = {MmaOf<kType>::pack(acc_s[2 * kk][0], acc_s[2 * kk][1]),
+                                MmaOf<kType>::pack(acc_s[2 * kk][2], acc_s[2 * kk][3]),
+                                MmaOf<kType>::pack(acc_s[2 * kk + 1][0], acc_s[2 * kk + 1][1]),
+                                MmaOf<kType>::pack(acc_s[2 * kk + 1][2], acc_s[2 * kk + 1][3])};
+#pragma unroll
+        for (int dp = 0; dp < Tr::kDTiles / 2; ++dp) {
+          uint32_t vf[4];
+          const int r = key0 + kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = dp * 16 + (lane >> 4) * 8;
+          ptx::ldsm_x4_t(vf, cV + r * Tr::kStride + c);
+          MmaOf<kType>::run(acc_o[2 * dp], pa, vf[0], vf[1]);
+          MmaOf<kType>::run(acc_o[2 * dp + 1], pa, vf[2], vf[3]);
+        }
       }
     }
+  }
+
+  if constexpr (kWgmma) {
+    wgmma::wait<0>();
+    wgmma::fence_operands(dev::flat(acc_o));
   }
 
   if constexpr (kNarrow) {
@@ -462,9 +550,16 @@ __global__ void __launch_bounds__(FlashTraits<kHeadDim>::kThreads, FlashTraits<k
   cta -= fp.global_ctas;
   const int bh = cta / fp.q_tiles, tile = cta % fp.q_tiles, b = bh / fp.H, h = bh % fp.H;
   const int q0 = tile * Tr::kBlockM;
-  load_band_q<kType, kHeadDim>(fp, smem, b, h, q0);
   const int k0 = max(0, q0 - fp.w);
   const int k1 = static_cast<int>(min(static_cast<long long>(fp.S), static_cast<long long>(q0) + Tr::kBlockM + fp.w));
+  if constexpr (kHeadDim == 64 && wgmma::kHasWgmma) {
+    if (fp.band_wgmma) {
+      load_band_q<kType, kHeadDim, true>(fp, smem, b, h, q0);
+      attend_tile<kType, kHeadDim, false, true>(fp, smem, TileKind::kBand, b, h, tile, k0, k1, 0);
+      return;
+    }
+  }
+  load_band_q<kType, kHeadDim, false>(fp, smem, b, h, q0);
   attend_tile<kType, kHeadDim>(fp, smem, TileKind::kBand, b, h, tile, k0, k1, 0);
 }
 

@@ -1,0 +1,93 @@
+// Hopper warpgroup MMA (wgmma, sm_90a only): shared-memory matrix descriptors for the 128-byte
+// swizzled layout, the 16-bit m64nNk16 product with A in registers, and the fences and group
+// waits around it. Compiled only in the sm_90a pass (`kHasWgmma`); callers branch on it with
+// `if constexpr`, so the sm_80 and compute_90 builds keep their mma.sync code.
+//
+// Register layouts are those of mma.sync m16n8k16, per warp of the warpgroup: warp w of the 4
+// owns accumulator rows 16w..16w+15, its A fragment for one k16 step is the m16n8k16 A fragment,
+// and accumulator element 4·j + e is n8 tile j's C element e. So code that works on mma.sync
+// fragments works on these unchanged.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "common/cuda_ptx.cuh"
+
+namespace ortops::cuda::wgmma {
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+constexpr bool kHasWgmma = true;
+#define ORTOPS_WGMMA_ASM(...) asm volatile(__VA_ARGS__)
+#else
+constexpr bool kHasWgmma = false;
+#define ORTOPS_WGMMA_ASM(...) __trap()
+#endif
+
+// The 128-byte swizzle (CUTLASS's Swizzle<3,4,3>): a tile of rows of 64 16-bit elements (128
+// bytes), its base 1024-byte aligned; the 16-byte chunk c of row r sits at chunk c ^ (r % 8).
+// Element offset of (row r, 16-byte chunk c) in such a tile:
+__host__ __device__ constexpr int sw128_offset(int r, int c) { return r * 64 + ((c ^ (r & 7)) << 3); }
+
+// Descriptor of a 128-byte-swizzled operand tile at smem byte address `addr` (1024-aligned for
+// the tile, plus any k offset inside a row). Fields (PTX ISA, "matrix descriptor"): start
+// address >> 4 (bits 0-13), leading byte offset >> 4 (16-29), stride byte offset >> 4 (32-45),
+// swizzle mode (62-63, 1 = 128 B). Stride = 1024 bytes between 8-row groups: between groups of
+// 8 rows along N for a K-major operand, between groups of 8 along K for an MN-major one. The
+// leading offset is unused when one swizzle atom spans the operand's 64-element width.
+__device__ __forceinline__ uint64_t sw128_desc(uint32_t addr) {
+  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(1) << 16) |
+         (static_cast<uint64_t>(1024 >> 4) << 32) | (static_cast<uint64_t>(1) << 62);
+}
+
+// Register writes before a wgmma that reads or accumulates into them must be fenced.
+__device__ __forceinline__ void fence() { ORTOPS_WGMMA_ASM("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void commit() { ORTOPS_WGMMA_ASM("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+// Waits until at most N committed groups of this warpgroup are still running.
+template <int N>
+__device__ __forceinline__ void wait() {
+  ORTOPS_WGMMA_ASM("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Shared memory written through the generic proxy (cp.async, st.shared) and read next by wgmma:
+// each writing thread fences before the barrier that publishes it.
+__device__ __forceinline__ void fence_proxy_async() {
+  ORTOPS_WGMMA_ASM("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+// Pins accumulator registers at this point of the program: the compiler must not move their
+// reads above a wait (it does not know that the asm of the product finishes asynchronously).
+template <int N>
+__device__ __forceinline__ void fence_operands(float (&d)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+// d (64 x 64, fp32) (+)= a (64 x 16, registers) · b (16 x 64, smem descriptor); accumulate
+// unless `accumulate` is 0. kTransB: B is stored MN-major (its N index contiguous), as V's
+// [key][d] rows are for P·V; 0: K-major (K contiguous), as K's [key][d] rows are for Q·Kᵀ.
+template <typename T, int kTransB>
+__device__ __forceinline__ void mma_m64n64k16_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t desc_b,
+                                                 int accumulate) {
+  static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "16-bit float types only");
+#define ORTOPS_WGMMA_M64N64K16(TYPE)                                                                           \
+  ORTOPS_WGMMA_ASM(                                                                                            \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n"                                                             \
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " "                                          \
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,"    \
+      "%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, %37;\n}\n"                                       \
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),        \
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),  \
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]),             \
+        "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),             \
+        "+f"(d[30]), "+f"(d[31])                                                                               \
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "n"(kTransB), "r"(accumulate))
+  if constexpr (std::is_same_v<T, __half>) {
+    ORTOPS_WGMMA_M64N64K16("f16");
+  } else {
+    ORTOPS_WGMMA_M64N64K16("bf16");
+  }
+#undef ORTOPS_WGMMA_M64N64K16
+}
+
+}  // namespace ortops::cuda::wgmma
