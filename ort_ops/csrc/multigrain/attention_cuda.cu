@@ -431,7 +431,7 @@ cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query,
   const int BH = B * fp.H;
   fp.global_ctas = (opt.parts & kGlobalRows) ? (sp.splits + kExtraCtas) * BH : 0;
   fp.band_ctas = (opt.parts & kBand) ? fp.q_tiles * BH : 0;
-  fp.band_wgmma = opt.band_mma_sync ? 0 : 1;  // takes effect only in the sm_90a build, head dim 64
+  fp.band_wgmma = opt.band_wgmma ? 1 : 0;  // takes effect only in the sm_90a build, head dim 64
   // Programmatic dependent launch needs sm_90; the attribute query is a host call (no sync).
   int device = 0, major = 0;
   if ((err = cudaGetDevice(&device)) != cudaSuccess) return err;

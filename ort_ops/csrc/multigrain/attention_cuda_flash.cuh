@@ -260,7 +260,7 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
         for (int np = 0; np < kNT / 2; ++np) {
           uint32_t kf[4];
           const int r = key0 + np * 16 + (lane & 7) + ((lane >> 4) << 3), c = ks * 16 + ((lane >> 3) & 1) * 8;
-          ptx::ldsm_x4(kf, cK + r * Tr::kStride + c);
+          ptx::ldsm_x4(kf, cK + Tiles::kv_offset(r, c >> 3));
           MmaOf<kType>::run(acc_s[2 * np], q_frag[ks], kf[0], kf[1]);
           MmaOf<kType>::run(acc_s[2 * np + 1], q_frag[ks], kf[2], kf[3]);
         }
@@ -349,7 +349,7 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
         for (int dp = 0; dp < Tr::kDTiles / 2; ++dp) {
           uint32_t vf[4];
           const int r = key0 + kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = dp * 16 + (lane >> 4) * 8;
-          ptx::ldsm_x4_t(vf, cV + r * Tr::kStride + c);
+          ptx::ldsm_x4_t(vf, cV + Tiles::kv_offset(r, c >> 3));
           MmaOf<kType>::run(acc_o[2 * dp], pa, vf[0], vf[1]);
           MmaOf<kType>::run(acc_o[2 * dp + 1], pa, vf[2], vf[3]);
         }

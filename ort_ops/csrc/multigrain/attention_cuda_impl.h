@@ -54,7 +54,7 @@ struct FlashParams {
   int chunk, splits; // global tile 0 key split
   int global_ctas;   // (splits + kExtraCtas) * B * H, first in the grid; 0 when not run
   int band_ctas;     // q_tiles * B * H; 0 when not run
-  int band_wgmma;    // band tiles on warpgroup MMAs where built (head dim 64, sm_90a); 0: mma.sync
+  int band_wgmma;    // 1: band tiles on warpgroup MMAs where built (head dim 64, sm_90a); 0: mma.sync
 };
 
 // Tensor-core kernel instances: T = __half / __nv_bfloat16 by DType, kHeadDim in {32, 64, 128}.
@@ -79,7 +79,9 @@ inline Schedule default_schedule(int64_t batch, int64_t seq_len) {
 struct RunOptions {
   int parts = kAllParts;
   Schedule schedule = Schedule::kDefault;
-  bool band_mma_sync = false;  // A/B only: band tiles on mma.sync even where wgmma is built
+  // Band tiles on warpgroup MMAs (sm_90a build, head dim 64). Off by default: not yet verified
+  // on a GPU (docs/attention_cuda.md, "wgmma band"); tests and benchmarks turn it on.
+  bool band_wgmma = false;
 };
 
 // The whole op with a choice of parts and schedule (multigrain_attention == default options).
