@@ -31,17 +31,20 @@ __device__ uint64_t make_desc(uint32_t addr, int lbo, int sbo) {
          (static_cast<uint64_t>(sbo >> 4) << 32) | (static_cast<uint64_t>(1) << 62);
 }
 
-// mode 0: S = Q Kᵀ; mode 1: O = Q V. lbo/sbo < 0: the library's sw128_desc.
+// mode 0: S = Q Kᵀ (Q from registers); mode 1: O = Q V (Q from registers); mode 2: S = Q Kᵀ with
+// both operands from shared memory. lbo/sbo < 0: the library's sw128_desc.
 __global__ void probe(const __half* q, const __half* kv, float* out, int mode, int lbo, int sbo) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const uint32_t a = ptx::smem_u32(smem_raw);
   __half* sB = reinterpret_cast<__half*>(smem_raw + (((a + 1023u) & ~1023u) - a));
-  __half* sQ = sB + 64 * 64;  // padded rows of 72
+  __half* sQsw = sB + 64 * 64;  // Q, swizzled like B
+  __half* sQ = sQsw + 64 * 64;  // Q, padded rows of 72
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
   for (int i = tid; i < 64 * 8; i += 128) {
     const int r = i / 8, c = i % 8;
     *reinterpret_cast<uint4*>(sB + wgmma::sw128_offset(r, c)) = *reinterpret_cast<const uint4*>(kv + r * 64 + c * 8);
     *reinterpret_cast<uint4*>(sQ + r * 72 + c * 8) = *reinterpret_cast<const uint4*>(q + r * 64 + c * 8);
+    *reinterpret_cast<uint4*>(sQsw + wgmma::sw128_offset(r, c)) = *reinterpret_cast<const uint4*>(q + r * 64 + c * 8);
   }
   wgmma::fence_proxy_async();
   __syncthreads();
@@ -54,7 +57,10 @@ __global__ void probe(const __half* q, const __half* kv, float* out, int mode, i
   const uint32_t b_addr = ptx::smem_u32(sB);
   wgmma::fence();
   for (int ks = 0; ks < 4; ++ks) {
-    if (mode == 0) {
+    if (mode == 2) {
+      const uint64_t desc = lbo < 0 ? wgmma::sw128_desc(b_addr + ks * 32) : make_desc(b_addr + ks * 32, lbo, sbo);
+      wgmma::mma_m64n64k16_ss<__half>(d, wgmma::sw128_desc(ptx::smem_u32(sQsw) + ks * 32), desc, ks > 0);
+    } else if (mode == 0) {
       const uint64_t desc = lbo < 0 ? wgmma::sw128_desc(b_addr + ks * 32) : make_desc(b_addr + ks * 32, lbo, sbo);
       wgmma::mma_m64n64k16_rs<__half, 0>(d, qf[ks], desc, ks > 0);
     } else {
@@ -88,16 +94,17 @@ int main(int argc, char** argv) {
   CHECK(cudaMalloc(&dout, 64 * 64 * 4));
   CHECK(cudaMemcpy(dq, hq.data(), 8192, cudaMemcpyHostToDevice));
   CHECK(cudaMemcpy(dkv, hkv.data(), 8192, cudaMemcpyHostToDevice));
-  const int smem = 1024 + 8192 + 64 * 72 * 2;
+  const int smem = 1024 + 2 * 8192 + 64 * 72 * 2;
   CHECK(cudaFuncSetAttribute(probe, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   struct Variant { int lbo, sbo; };
   const Variant variants[] = {{-1, -1}, {16, 1024}, {1024, 16}, {1024, 1024}, {8192, 1024}, {1024, 8192}, {128, 1024}};
   bool library_ok = true;
   const bool one = argc == 4;
-  for (int mode = 0; mode < 2; ++mode)
+  for (int mode = 0; mode < 3; ++mode)
     for (Variant v : variants) {
+      if (!one && mode == 2 && v.lbo >= 0) continue;  // mode 2 checks the library's descriptors only
       if (one) {
-        if (mode != std::atoi(argv[1]) || &v != &v) continue;
+        if (mode != std::atoi(argv[1])) continue;
         v = {std::atoi(argv[2]), std::atoi(argv[3])};
       }
       CHECK(cudaMemset(dout, 0xFF, 64 * 64 * 4));  // NaN poison
@@ -110,11 +117,12 @@ int main(int argc, char** argv) {
       for (int i = 0; i < 64; ++i)
         for (int j = 0; j < 64; ++j) {
           double ref = 0;
-          for (int k = 0; k < 64; ++k) ref += double(fq[i * 64 + k]) * (mode == 0 ? fkv[j * 64 + k] : fkv[k * 64 + j]);
+          for (int k = 0; k < 64; ++k) ref += double(fq[i * 64 + k]) * (mode != 1 ? fkv[j * 64 + k] : fkv[k * 64 + j]);
           const double e = std::fabs(out[i * 64 + j] - ref);
           worst = std::isnan(e) ? INFINITY : std::fmax(worst, e);
         }
-      std::printf("%s lbo=%d sbo=%d: max abs err %.3g\n", mode == 0 ? "S=Q.K^T (K-major)" : "O=Q.V (MN-major)", v.lbo,
+      const char* what[] = {"S=Q.K^T (A regs, B K-major)", "O=Q.V (A regs, B MN-major)", "S=Q.K^T (A, B smem)"};
+      std::printf("%s lbo=%d sbo=%d: max abs err %.3g\n", what[mode], v.lbo,
                   v.sbo, worst);
       if (v.lbo < 0 && !(worst < 1e-3)) library_ok = false;
       if (one) return worst < 1e-3 ? 0 : 1;

@@ -64,9 +64,9 @@ __device__ __forceinline__ float (&flat(float (&x)[A][B]))[A * B] {
 enum class TileKind { kBand, kGlobalSplit, kGlobalWhole };
 
 // Where a CTA's tiles live in shared memory. mma.sync layout: Q, then 2 x (K, V), rows padded
-// to kStride (conflict-free ldmatrix). wgmma layout (band CTAs, head dim 64, sm_90a): the 2 x (K, V)
-// tiles first, 1024-byte aligned and 128-byte swizzled as the wgmma descriptors read them, then Q
-// (padded: it goes to registers through ldmatrix). Then the 2 x kBlockN key-valid flags.
+// to kStride (conflict-free ldmatrix). wgmma layout (band CTAs, head dim 64, sm_90a): 2 x (K, V)
+// and Q, 64 x 64 each, 1024-byte aligned and 128-byte swizzled as the wgmma descriptors read them
+// (Q·Kᵀ takes both operands from shared memory). Then the 2 x kBlockN key-valid flags.
 template <DType kType, int kHeadDim, bool kWgmma>
 struct SmemTiles {
   using Tr = FlashTraits<kHeadDim>;
@@ -81,7 +81,7 @@ struct SmemTiles {
       k = reinterpret_cast<T*>(smem + (((a + 1023u) & ~1023u) - a));
       v = k + 2 * kKvTileElems;
       q = v + 2 * kKvTileElems;
-      valid = reinterpret_cast<int8_t*>(q + Tr::kTileElems);
+      valid = reinterpret_cast<int8_t*>(q + kKvTileElems);
     } else {
       q = reinterpret_cast<T*>(smem);
       k = q + Tr::kTileElems;
@@ -89,7 +89,7 @@ struct SmemTiles {
       valid = reinterpret_cast<int8_t*>(v + 2 * kKvTileElems);
     }
   }
-  // Element offset of (key row r, 16-byte chunk c) inside a K or V tile.
+  // Element offset of (row r, 16-byte chunk c) inside a K, V (or, wgmma layout, Q) tile.
   __device__ __forceinline__ static int kv_offset(int r, int c) {
     if constexpr (kWgmma) return wgmma::sw128_offset(r, c);
     else return r * Tr::kStride + c * 8;
@@ -102,12 +102,14 @@ template <DType kType, int kHeadDim, bool kWgmma>
 __device__ void load_band_q(const FlashParams& fp, unsigned char* smem, int b, int h, int q0) {
   using Tr = FlashTraits<kHeadDim>;
   using T = typename Elem<kType>::T;
-  T* sQ = SmemTiles<kType, kHeadDim, kWgmma>(smem).q;
+  using Tiles = SmemTiles<kType, kHeadDim, kWgmma>;
+  T* sQ = Tiles(smem).q;
   const T* gQ = static_cast<const T*>(fp.q) + static_cast<int64_t>(b) * fp.S * fp.ld + static_cast<int64_t>(h) * fp.D;
   for (int i = threadIdx.x; i < Tr::kBlockM * Tr::kChunksPerRow; i += Tr::kThreads) {
     const int r = i / Tr::kChunksPerRow, c = i % Tr::kChunksPerRow;
     const bool ok = q0 + r < fp.S && c * 8 < fp.D;
-    ptx::cp_async16(sQ + r * Tr::kStride + c * 8, gQ + (ok ? (q0 + r) * fp.ld + c * 8 : 0), ok);
+    ptx::cp_async16(sQ + (kWgmma ? Tiles::kv_offset(r, c) : r * Tr::kStride + c * 8),
+                    gQ + (ok ? (q0 + r) * fp.ld + c * 8 : 0), ok);
   }
 }
 
@@ -226,7 +228,7 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
       wgmma::fence_operands(dev::flat(acc_o));
     }
     const bool all_valid = __syncthreads_and(pred_next);
-    if (n == 0) {
+    if (!kWgmma && n == 0) {  // (wgmma: Q·Kᵀ reads Q from shared memory)
 #pragma unroll
       for (int ks = 0; ks < Tr::kKSteps; ++ks) {
         const int r = warp_row0 + (lane & 7) + ((lane >> 3) & 1) * 8, c = ks * 16 + (lane >> 4) * 8;
@@ -241,11 +243,12 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
     const T* cK = sK + buf * Tiles::kKvTileElems;
     float acc_s[kNT][4];
     if constexpr (kWgmma) {
-      const uint32_t k_addr = ptx::smem_u32(cK);
+      const uint32_t k_addr = ptx::smem_u32(cK), q_addr = ptx::smem_u32(sQ);
       wgmma::fence();
 #pragma unroll
-      for (int ks = 0; ks < Tr::kKSteps; ++ks)  // k16 step = 32 bytes further along each K row
-        wgmma::mma_m64n64k16_rs<T, 0>(dev::flat(acc_s), q_frag[ks], wgmma::sw128_desc(k_addr + ks * 32), ks > 0);
+      for (int ks = 0; ks < Tr::kKSteps; ++ks)  // k16 step = 32 bytes further along each Q and K row
+        wgmma::mma_m64n64k16_ss<T>(dev::flat(acc_s), wgmma::sw128_desc(q_addr + ks * 32),
+                                   wgmma::sw128_desc(k_addr + ks * 32), ks > 0);
       wgmma::commit();
       wgmma::wait<0>();
       wgmma::fence_operands(dev::flat(acc_s));

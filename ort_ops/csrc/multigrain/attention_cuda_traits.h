@@ -48,9 +48,9 @@ struct FlashTraits {
   static_assert((kStride * 2) % 16 == 0, "16-byte aligned smem rows for cp.async / ldmatrix");
   static_assert(((kStride * 2 / 16) & 1) == 1, "odd 16-byte row pitch: conflict-free ldmatrix");
   static_assert(kSmemBytes <= 227 * 1024, "fits Hopper/Ampere opt-in smem");
-  // The warpgroup-MMA band layout (head dim 64): 1024-byte alignment slack, 2 x (K, V) swizzled
-  // 64 x 64 tiles, the padded Q tile and the valid flags fit the same allocation.
-  static_assert(kHeadDim != 64 || 1024 + 4 * kBlockN * 64 * 2 + kTileElems * 2 + 2 * kBlockN <= kSmemBytes,
+  // The warpgroup-MMA band layout (head dim 64): 1024-byte alignment slack, 2 x (K, V) and Q as
+  // swizzled 64 x 64 tiles, and the valid flags fit the same allocation.
+  static_assert(kHeadDim != 64 || 1024 + 5 * kBlockN * 64 * 2 + 2 * kBlockN <= kSmemBytes,
                 "wgmma band tiles fit the kernel's shared memory");
 };
 
