@@ -19,7 +19,7 @@ for step in "${STEPS[@]}"; do
       grep -E "FAILED|Error|assert" "$OUT/pytest.log" | head -8 >> "$SUMMARY"
       sort -t= -k2 -g -r "$OUT/test_errors.txt" 2>/dev/null | head -3 >> "$SUMMARY" ;;
     sanitize)
-      for tool in memcheck racecheck; do
+      for tool in ${SANITIZE_TOOLS:-memcheck racecheck}; do
         timeout 120 compute-sanitizer --tool $tool --error-exitcode 9 python3 tests/gpu/sanitize_attention.py \
           > "$OUT/sanitizer_$tool.log" 2>&1
         echo "sanitizer $tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|not supported' "$OUT/sanitizer_$tool.log" | tail -1)" >> "$SUMMARY"
