@@ -2,7 +2,8 @@
 # Builds the test-only shims (ctypes) and standalone sanitizer checks into the git-ignored
 # .device/shims/, here (nvcc, no GPU needed); carried to the GPU machine.
 #   tsvd:      libtsvd_shim.so + tsvd_sanitize           (TSVDMatMul)
-#   attention: libattention_shim.so                      (MultigrainAttention)
+#   attention: libattention_shim.so + wgmma_probe        (MultigrainAttention; the probe checks the
+#              sm_90a warpgroup-MMA descriptors on one tile)
 # Usage: [SHIM_TARGETS="tsvd attention"] tests/gpu/build_shims.sh [extra nvcc flags]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,6 +21,7 @@ fi
 if [[ " $targets " == *" attention "* ]]; then
   nvcc "${flags[@]}" -Xptxas=-warn-spills -shared -Xcompiler -fPIC tests/gpu/attention_shim.cu \
     ort_ops/csrc/multigrain/attention_cuda*.cu -o "$out/libattention_shim.so" & pids+=($!)
+  nvcc "${flags[@]}" tests/gpu/wgmma_probe.cu -o "$out/wgmma_probe" & pids+=($!)
 fi
 for p in "${pids[@]}"; do wait "$p"; done
 ls -l "$out"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call for MultigrainAttention: GPU tests, compute-sanitizer on a small case, benchmark.
 # Expects the shim prebuilt in .device/shims/ (tests/gpu/build_shims.sh attention). Logs in $OUT.
-# Usage: tests/gpu/device_attention.sh [tests|sanitize|bench|quick|sass]...  (default: tests sanitize bench)
+# Usage: tests/gpu/device_attention.sh [tests|sanitize|bench|quick|sass|probe]...  (default: tests sanitize bench)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:-/tmp/attn_out}"
@@ -27,6 +27,9 @@ for step in "${STEPS[@]}"; do
     bench)
       timeout 300 python3 benchmarks/gpu_attention.py --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1
       echo "bench rc=$?" >> "$SUMMARY"; sed -n '/^NVIDIA\|^ B /,$p' "$OUT/bench.log" | tail -40 >> "$SUMMARY" ;;
+    probe)  # the warpgroup-MMA descriptors alone, one 64x64x64 tile per operand layout
+      timeout 60 .device/shims/wgmma_probe > "$OUT/probe.log" 2>&1
+      echo "wgmma probe rc=$? $(tail -1 "$OUT/probe.log")" >> "$SUMMARY" ;;
     sass)  # which tensor-core instructions the shim's band kernels use (HGMMA = wgmma)
       echo "sass: HGMMA $(cuobjdump --dump-sass .device/shims/libattention_shim.so | grep -c HGMMA)," \
         "HMMA $(cuobjdump --dump-sass .device/shims/libattention_shim.so | grep -c HMMA)" >> "$SUMMARY" ;;
