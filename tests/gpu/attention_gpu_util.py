@@ -20,9 +20,9 @@ PARTS_BAND, PARTS_GLOBAL, PARTS_ALL = 1, 2, 3
 # Schedule bits OR'ed into `parts` (the shim's encoding): the launcher's default, one grid with
 # both CTA kinds, or global-row CTAs on a side stream forked from / joined to the caller's stream.
 SCHED_DEFAULT, SCHED_ONE_GRID, SCHED_TWO_STREAM = 0, 4, 8
-# OR'ed into `parts`: band tiles on the sm_90a warpgroup-MMA (wgmma) path where it is built (head
-# dim 64); off by default in the launcher until verified on a GPU.
-BAND_WGMMA = 16
+# OR'ed into `parts`: band tiles on mma.sync even where the sm_90a warpgroup-MMA (wgmma) band path
+# is built (head dim 64, the launcher's default there); for A/B runs and to keep mma.sync tested.
+BAND_MMA_SYNC = 16
 
 _lib = None
 
