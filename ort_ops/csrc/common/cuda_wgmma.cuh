@@ -63,6 +63,17 @@ __device__ __forceinline__ void fence_operands(float (&d)[N]) {
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
+// The 32 fp32 accumulator registers of an m64n64 product: their PTX operand list (%0..%31) and
+// the matching read-write constraints.
+#define ORTOPS_WGMMA_D32                                                                              \
+  "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26," \
+  "%27,%28,%29,%30,%31}"
+#define ORTOPS_WGMMA_ACC32(d)                                                                                 \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), \
+      "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),  \
+      "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), \
+      "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+
 // d (64 x 64, fp32) (+)= a (64 x 16, registers) · b (16 x 64, smem descriptor); accumulate
 // unless `accumulate` is 0. kTransB: B is stored MN-major (its N index contiguous), as V's
 // [key][d] rows are for P·V; 0: K-major (K contiguous), as K's [key][d] rows are for Q·Kᵀ.
@@ -74,13 +85,8 @@ __device__ __forceinline__ void mma_m64n64k16_rs(float (&d)[32], const uint32_t 
   ORTOPS_WGMMA_ASM(                                                                                            \
       "{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n"                                                             \
       "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " "                                          \
-      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,"    \
-      "%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, %37;\n}\n"                                       \
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),        \
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),  \
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]),             \
-        "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),             \
-        "+f"(d[30]), "+f"(d[31])                                                                               \
+      ORTOPS_WGMMA_D32 ", {%32,%33,%34,%35}, %36, p, 1, 1, %37;\n}\n"                                       \
+      : ORTOPS_WGMMA_ACC32(d)                                                                                  \
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "n"(kTransB), "r"(accumulate))
   if constexpr (std::is_same_v<T, __half>) {
     ORTOPS_WGMMA_M64N64K16("f16");
@@ -99,13 +105,8 @@ __device__ __forceinline__ void mma_m64n64k16_ss(float (&d)[32], uint64_t desc_a
   ORTOPS_WGMMA_ASM(                                                                                            \
       "{\n.reg .pred p;\nsetp.ne.b32 p, %35, 0;\n"                                                             \
       "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " "                                          \
-      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,"    \
-      "%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, %34;\n}\n"                                                   \
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),        \
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),  \
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]),             \
-        "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),             \
-        "+f"(d[30]), "+f"(d[31])                                                                               \
+      ORTOPS_WGMMA_D32 ", %32, %33, p, 1, 1, 0, %34;\n}\n"                                                   \
+      : ORTOPS_WGMMA_ACC32(d)                                                                                  \
       : "l"(desc_a), "l"(desc_b), "n"(kTransB), "r"(accumulate))
   if constexpr (std::is_same_v<T, __half>) {
     ORTOPS_WGMMA_M64N64K16_SS("f16");
