@@ -108,17 +108,16 @@ __device__ void load_band_q(const FlashParams& fp, unsigned char* smem, int b, i
   for (int i = threadIdx.x; i < Tr::kBlockM * Tr::kChunksPerRow; i += Tr::kThreads) {
     const int r = i / Tr::kChunksPerRow, c = i % Tr::kChunksPerRow;
     const bool ok = q0 + r < fp.S && c * 8 < fp.D;
-    ptx::cp_async16(sQ + (kWgmma ? Tiles::kv_offset(r, c) : r * Tr::kStride + c * 8),
-                    gQ + (ok ? (q0 + r) * fp.ld + c * 8 : 0), ok);
+    ptx::cp_async16(sQ + Tiles::kv_offset(r, c), gQ + (ok ? (q0 + r) * fp.ld + c * 8 : 0), ok);
   }
 }
 
 // kNarrow (global-row split tiles with G <= 16): the 4 warps share query rows 0..15 and each
 // takes 16 of a block's 64 keys; their partial softmaxes are merged through smem at the end. A
 // quarter of the tensor work of a 64-row tile, which would compute 48 empty rows at G <= 16.
-// kWgmma (band tiles, head dim 64, sm_90a): Q·Kᵀ and P·V as warpgroup MMAs reading K and V
-// straight from swizzled shared memory (no ldmatrix), P·V left running while the next block's
-// barrier and loads go on; the register fragments, masking and softmax are the same code.
+// kWgmma (band tiles, head dim 64, sm_90a): Q·Kᵀ and P·V as warpgroup MMAs reading Q, K and V
+// straight from swizzled shared memory (no ldmatrix; P from registers), P·V left running while
+// the next block's barrier and loads go on; the fragments, masking and softmax are the same code.
 template <DType kType, int kHeadDim, bool kNarrow = false, bool kWgmma = false>
 __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind kind, int b, int h, int tile,
                             int key_begin, int key_end, int split) {
