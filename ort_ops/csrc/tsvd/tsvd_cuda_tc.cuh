@@ -103,16 +103,14 @@ struct SplitSum {
 
 // Y[rows x cols from (m0, n0)] = bias + the splits' fp32 partials, by one CTA, in a fixed order
 // (deterministic whichever CTA runs it). W = 4: float4 loads (N and n0 multiples of 4, partials
-// 16-byte aligned). The sum is bound by L2 latency, so loads are kept in flight: with fewer column
-// groups than threads (small M), `slices` threads share a group, each adding every slices-th split,
-// and their sums are added in slice order through shared memory; otherwise each thread takes
-// kItems groups with the split loop unrolled. (A row-by-row, split-by-split loop made the in-kernel
-// sum 2x slower than the finalize kernel at M = 16, H200.)
+// 16-byte aligned). The sum is bound by L2 latency, so loads are kept in flight: each thread takes
+// kItems groups with the split loop unrolled. (Splitting a group's splits over several threads and
+// adding their sums through shared memory was measured no faster on the H200, and its static buffer
+// pushed one configuration past the 48 KB launch limit, so it was removed.)
 template <typename T, int NT, int W>
 __device__ __forceinline__ void sum_split_block(const SplitSum& a, int64_t m0, int rows, int64_t n0, int cols) {
   using Vec = std::conditional_t<W == 4, float4, float>;
   constexpr int kItems = 4;
-  __shared__ float slice_sums[NT][W];
   const T* bias = static_cast<const T*>(a.bias);
   T* Y = static_cast<T*>(a.Y);
   const int64_t split_stride = a.M * a.N;
@@ -122,34 +120,6 @@ __device__ __forceinline__ void sum_split_block(const SplitSum& a, int64_t m0, i
     *col = (item - row * groups) * W;
     return (m0 + row) * a.N + n0 + *col;
   };
-  int slices = 1;
-  while (2 * slices * items <= NT && slices < a.splits) slices *= 2;
-  if (slices > 1) {  // one pass: thread = (slice, item)
-    const int item = threadIdx.x % items, slice = threadIdx.x / items;
-    int col = 0;
-    const int64_t e = offset(item, &col);
-    float acc[W] = {};
-    if (slice < slices) {
-#pragma unroll 4
-      for (int q = slice; q < a.splits; q += slices) {
-        const Vec v = __ldcg(reinterpret_cast<const Vec*>(a.partial + q * split_stride + e));
-        const float* f = reinterpret_cast<const float*>(&v);
-#pragma unroll
-        for (int w = 0; w < W; ++w) acc[w] += f[w];
-      }
-    }
-#pragma unroll
-    for (int w = 0; w < W; ++w) slice_sums[threadIdx.x][w] = acc[w];
-    __syncthreads();
-    if (slice != 0) return;
-#pragma unroll
-    for (int w = 0; w < W; ++w) {
-      float y = bias ? Mma<T>::to_float(bias[n0 + col + w]) : 0.f;
-      for (int q = 0; q < slices; ++q) y += slice_sums[q * items + item][w];
-      Y[e + w] = Mma<T>::from_float(y);
-    }
-    return;
-  }
   for (int base = threadIdx.x; base < items; base += NT * kItems) {
     float acc[kItems][W];
     int64_t e[kItems];
