@@ -71,6 +71,11 @@ VARIANTS = [("fused", 1, -1, -1, -1, 3, -1, -1, 17, 1024),
 # --variants small: the split sums added up in the main kernel (the default under graph capture,
 # which these timings use, is the separate finalize kernel; outside a capture it is in-kernel).
 SMALL_VARIANTS = [("in_kernel", 0, -1, -1, -1, 3, -1, 1, 1, 256)]
+# --variants hopper: the fused Hopper kernel (path 3, also below its default threshold) against the
+# two-stage path and the fused mma.sync kernel, in one run.
+HOPPER_VARIANTS = [("wgmma", 3, -1, -1, -1, 3, -1, -1, 1, 1 << 30),
+                   ("two", 2, -1, -1, -1, 3, -1, -1, 128, 1 << 30),
+                   ("fused_sync", 1, -1, -1, -1, 3, -1, -1, 128, 1 << 30)]
 
 
 def n_sets_for(bytes_per_set):
@@ -91,7 +96,7 @@ def main():
     ap.add_argument("--shim", default=SHIM, help="launcher build to time (A/B of kernel versions)")
     ap.add_argument("--label", default="", help="suffix of the JSON file name")
     ap.add_argument("--large", action="store_true", help="large-M grid, fused vs two-stage variants")
-    ap.add_argument("--variants", choices=["none", "large", "small"], default=None,
+    ap.add_argument("--variants", choices=["none", "large", "small", "hopper"], default=None,
                     help="variants timed beside the default (default: large with --large, else none)")
     ap.add_argument("--ms", default=None, help="comma-separated M values (default: the issue's grid)")
     ap.add_argument("--shapes", default=None, help="comma-separated KxN (default: the issue's four)")
@@ -103,7 +108,7 @@ def main():
         shapes = [tuple(int(v) for v in x.split("x")) for x in args.shapes.split(",")]
     combos = LARGE if args.large else [(K, N, M) for K, N in shapes for M in ms]
     vsel = args.variants or ("large" if args.large else "none")
-    variant_list = {"none": [], "large": VARIANTS, "small": SMALL_VARIANTS}[vsel]
+    variant_list = {"none": [], "large": VARIANTS, "small": SMALL_VARIANTS, "hopper": HOPPER_VARIANTS}[vsel]
     lib = load_shim(args.shim)
     dev = "cuda"
     torch.manual_seed(0)

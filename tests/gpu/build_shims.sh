@@ -11,7 +11,7 @@ out=.device/shims
 mkdir -p "$out"
 targets="${SHIM_TARGETS:-tsvd attention}"
 flags=(-O3 -std=c++17 --expt-relaxed-constexpr --Werror default-stream-launch -lineinfo
-       -gencode arch=compute_90a,code=sm_90a -I ort_ops/csrc "$@")
+       -gencode arch=compute_90a,code=sm_90a -DORTOPS_CUDA_SM90A=1 -I ort_ops/csrc "$@")
 pids=()
 if [[ " $targets " == *" tsvd "* ]]; then
   srcs="ort_ops/csrc/common/stream_counters.cu ort_ops/csrc/tsvd/tsvd_cuda.cu ort_ops/csrc/tsvd/tsvd_cuda_fp16.cu ort_ops/csrc/tsvd/tsvd_cuda_bf16.cu"

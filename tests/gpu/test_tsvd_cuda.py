@@ -50,11 +50,14 @@ def lib():
         _lib.ortops_test_stream_counters_nonzero.argtypes = [p]
         _lib.ortops_test_stream_counters_nonzero.restype = i32
         _lib.ortops_test_new_stream.restype = p
+        _lib.ortops_test_tsvd_path.argtypes = [i32] + [i64] * 8 + [i32, i32, i32]
+        _lib.ortops_test_tsvd_path.restype = i32
     return _lib
 
 
 def run_tsvd(A, U, V, bias, Y, K, N, Tk, Tn, tk, tn, r, su, sv, code, path=None, cap=-1, cfg=-1):
-    """path None: the public launcher; 1 fused kernel, 2 two-stage (cap: T workspace bytes, cfg: ring)."""
+    """path None: the public launcher; 1 fused kernel, 2 two-stage (cap: T workspace bytes, cfg: ring),
+    3 the fused Hopper kernel where it runs and fits (else the fused kernel)."""
     M = A.numel() // K
     ptr = lambda t: ctypes.c_void_p(t.data_ptr()) if t is not None else None  # noqa: E731
     stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
@@ -111,7 +114,7 @@ def test_tsvd_cuda_forced_path(shape, forced, dtype, rng):
     check_case(shape, lead, dtype, rng, path=path, cap=cap, cfg=cfg)
 
 
-def check_case(shape, lead, dtype, rng, path=None, cap=-1, cfg=-1):
+def check_case(shape, lead, dtype, rng, path=None, cap=-1, cfg=-1, misalign_a=False):
     _, K, N, tk, tn, r, su, sv, with_bias = shape
     code, tdt = DTYPES[dtype]
     Tk, Tn = -(-K // tk), -(-N // tn)
@@ -119,6 +122,9 @@ def check_case(shape, lead, dtype, rng, path=None, cap=-1, cfg=-1):
     g = torch.Generator(device=dev).manual_seed(int(rng.integers(2**62)))
     randn = lambda *s, scale=1.0: (torch.randn(*s, generator=g, device=dev, dtype=torch.float64) * scale).to(tdt)  # noqa: E731
     A = randn(*lead, K)
+    if misalign_a:  # the same values 2 bytes past a 16-byte boundary: no 16-byte copies of A
+        A = torch.cat([A.new_zeros(1), A.reshape(-1)])[1:].view(A.shape)
+        assert A.data_ptr() % 16 != 0
     U = randn(*((1, 1) if su else (Tk, Tn)), tk, r, scale=tk ** -0.5)
     V = randn(*((1, 1) if sv else (Tk, Tn)), r, tn, scale=r ** -0.5)
     bias = randn(N) if with_bias else None
@@ -147,6 +153,61 @@ def check_case(shape, lead, dtype, rng, path=None, cap=-1, cfg=-1):
     print(f"rel err {err:.2e} (torch {err_t:.2e}); max err {mx:.2e} rms (torch {mx_t:.2e}) at {where}")
     assert err <= 2 * err_t + f_rel, f"relative error {err:.3e} > 2 x torch {err_t:.3e} + {f_rel}"
     assert mx <= 4 * mx_t + f_max, f"max error {mx:.3e} rms at {where} > 4 x torch {mx_t:.3e} + {f_max}"
+
+
+# ---- the fused Hopper kernel (sm_90a warpgroup MMAs; path 3) ----
+# (K, N, tk, tn, r, shared U, bias): every shape fits it (tile 128 / 256, r <= 64 and a multiple of 8,
+# K and tk multiples of 8, V per tile). Partial tile rows whose last k chunk is short (tk 96, 200,
+# K 264), partial tile columns and a CTA with one of its two tiles past N (N 640, 1000), ranks
+# padded to 16 / 32 / 64 (8, 24, 40, 48), shared U.
+WGMMA_SHAPES = [
+    (1024, 1024, 128, 128, 16, False, True),
+    (1000, 1000, 128, 128, 24, False, True),
+    (768, 640, 96, 128, 40, False, False),
+    (512, 768, 256, 256, 64, False, True),
+    (600, 520, 200, 256, 32, True, True),
+    (512, 384, 128, 128, 8, False, True),
+    (264, 256, 128, 128, 48, False, False),
+]
+WGMMA_MS = [(1,), (130,), (3, 100), (1000,)]
+PATH_WGMMA = 5  # tsvd::Path::kWgmma
+
+
+def _on_sm90():
+    return torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("lead", WGMMA_MS, ids=lambda m: "M" + "x".join(map(str, m)))
+@pytest.mark.parametrize("shape", WGMMA_SHAPES, ids=lambda s: "K{}N{}t{}x{}r{}{}{}".format(
+    *s[:5], "_su" if s[5] else "", "_bias" if s[6] else ""))
+def test_tsvd_wgmma_matches_float64(shape, lead, dtype, rng):
+    K, N, tk, tn, r, su, with_bias = shape
+    M = int(np.prod(lead))
+    path = lib().ortops_test_tsvd_path(DTYPES[dtype][0], M, K, N, -(-K // tk), -(-N // tn), tk, tn, r, int(su), 0, 3)
+    if _on_sm90():  # elsewhere the forced path falls back to the fused kernel, still checked below
+        assert path == PATH_WGMMA, f"the Hopper kernel was not chosen (path {path})"
+    check_case(((), K, N, tk, tn, r, su, False, with_bias), lead, dtype, rng, path=3)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_tsvd_wgmma_misaligned_a_falls_back(dtype, rng):
+    """A not 16-byte aligned: the launcher takes the fused kernel instead, same answer."""
+    check_case(((), 512, 512, 128, 128, 16, False, False, True), (300,), dtype, rng, path=3, misalign_a=True)
+
+
+def test_tsvd_wgmma_is_the_large_m_default():
+    """From M = 256 on, shapes it fits run the Hopper kernel by default on sm_90; shared V, fp32 and
+    ranks it does not take keep their paths."""
+    if not _on_sm90():
+        pytest.skip("the Hopper kernel runs on compute capability 9.0 only")
+    q = lambda dt, M, r, sv=0, tn=128: lib().ortops_test_tsvd_path(DTYPES[dt][0], M, 4096, 4096, 32, 4096 // tn,  # noqa: E731
+                                                                    128, tn, r, 0, sv, 0)
+    assert q("float16", 1024, 16) == PATH_WGMMA and q("bfloat16", 256, 64, tn=256) == PATH_WGMMA
+    assert q("float16", 128, 16) != PATH_WGMMA   # below the threshold
+    assert q("float16", 1024, 16, sv=1) != PATH_WGMMA
+    assert q("float16", 1024, 70) != PATH_WGMMA and q("float16", 1024, 12) != PATH_WGMMA
+    assert q("float32", 1024, 16) != PATH_WGMMA
 
 
 # ---- split sums added up inside the main kernel (last CTA per output block, per-stream counters) ----

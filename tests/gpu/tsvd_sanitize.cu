@@ -138,6 +138,10 @@ int main() {
       {200, 200, 136, 64, 72, 24, false, false, true, DType::kBFloat16, 2, 1, 1},  // k 64 ring, row chunks
       {140, 99, 50, 40, 20, 7, false, true, true, DType::kFloat16, 2, -1, 1},      // k 64 ring, element loads
       {140, 99, 50, 40, 20, 7, false, false, true, DType::kFloat16, 2, -1, 0},     // k 32 ring, element loads
+      // fused Hopper kernel (forced; the fused kernel where it cannot run): a short last k chunk,
+      // partial tiles, a CTA with one tile past N, rank padding, shared U, tile 256
+      {130, 200, 300, 96, 128, 24, false, false, true, DType::kFloat16, 3},
+      {70, 264, 300, 128, 256, 40, true, false, true, DType::kBFloat16, 3},
   };
   int fails = 0;
   for (const auto& c : cases) fails += !run_case(c, gen);

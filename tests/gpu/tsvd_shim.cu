@@ -99,6 +99,13 @@ extern "C" int ortops_test_tsvd_ex(int dtype, const void* A, const void* U, cons
   return int(err != cudaSuccess ? err : sync);
 }
 
+// The launcher's path (tsvd::Path as int: 4 two-stage, 5 fused Hopper kernel) for a forced path.
+extern "C" int ortops_test_tsvd_path(int dtype, int64_t M, int64_t K, int64_t N, int64_t Tk, int64_t Tn, int64_t tk,
+                                     int64_t tn, int64_t r, int shared_u, int shared_v, int path) {
+  return ortops::cuda::tsvd_matmul_path(problem(M, K, N, Tk, Tn, tk, tn, r, shared_u, shared_v, 0), dtype_of(dtype),
+                                        options(path, -1, -1));
+}
+
 // Counters of `stream` (common/stream_counters.h) that are not zero now (after waiting for the
 // stream), or -1 when the stream has no counter array yet. Tests: every launch must leave them 0.
 extern "C" int ortops_test_stream_counters_nonzero(void* stream) {

@@ -32,7 +32,9 @@ __device__ uint64_t make_desc(uint32_t addr, int lbo, int sbo) {
 }
 
 // mode 0: S = Q Kᵀ (Q from registers); mode 1: O = Q V (Q from registers); mode 2: S = Q Kᵀ with
-// both operands from shared memory. lbo/sbo < 0: the library's sw128_desc.
+// both operands from shared memory; modes 3 / 4: O = Q V[:, :N] with both from shared memory and
+// V MN-major, N = 16 / 32 (TSVD's stage 1 reads its rank-wide U this way: the first N columns of a
+// 64-wide swizzle atom). lbo/sbo < 0: the library's sw128_desc.
 __global__ void probe(const __half* q, const __half* kv, float* out, int mode, int lbo, int sbo) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const uint32_t a = ptx::smem_u32(smem_raw);
@@ -57,9 +59,16 @@ __global__ void probe(const __half* q, const __half* kv, float* out, int mode, i
   const uint32_t b_addr = ptx::smem_u32(sB);
   wgmma::fence();
   for (int ks = 0; ks < 4; ++ks) {
-    if (mode == 2) {
+    if (mode >= 3) {
+      const uint64_t da = wgmma::sw128_desc(ptx::smem_u32(sQsw) + ks * 32);
+      const uint64_t desc = lbo < 0 ? wgmma::sw128_desc(b_addr + ks * 2048) : make_desc(b_addr + ks * 2048, lbo, sbo);
+      if (mode == 3)
+        wgmma::mma_m64nNk16_ss<__half, 16, 1>(*reinterpret_cast<float(*)[8]>(d), da, desc, ks > 0);
+      else
+        wgmma::mma_m64nNk16_ss<__half, 32, 1>(*reinterpret_cast<float(*)[16]>(d), da, desc, ks > 0);
+    } else if (mode == 2) {
       const uint64_t desc = lbo < 0 ? wgmma::sw128_desc(b_addr + ks * 32) : make_desc(b_addr + ks * 32, lbo, sbo);
-      wgmma::mma_m64n64k16_ss<__half>(d, wgmma::sw128_desc(ptx::smem_u32(sQsw) + ks * 32), desc, ks > 0);
+      wgmma::mma_m64nNk16_ss<__half, 64, 0>(d, wgmma::sw128_desc(ptx::smem_u32(sQsw) + ks * 32), desc, ks > 0);
     } else if (mode == 0) {
       const uint64_t desc = lbo < 0 ? wgmma::sw128_desc(b_addr + ks * 32) : make_desc(b_addr + ks * 32, lbo, sbo);
       wgmma::mma_m64n64k16_rs<__half, 0>(d, qf[ks], desc, ks > 0);
@@ -71,7 +80,8 @@ __global__ void probe(const __half* q, const __half* kv, float* out, int mode, i
   wgmma::commit();
   wgmma::wait<0>();
   wgmma::fence_operands(d);
-  for (int j = 0; j < 8; ++j)
+  const int n8_tiles = mode == 3 ? 2 : mode == 4 ? 4 : 8;
+  for (int j = 0; j < n8_tiles; ++j)
     for (int e = 0; e < 4; ++e) {
       const int row = warp * 16 + g + (e >> 1) * 8, col = j * 8 + 2 * t4 + (e & 1);
       out[row * 64 + col] = d[4 * j + e];
@@ -102,7 +112,7 @@ int main(int argc, char** argv) {
   const Variant variants[] = {{-1, -1}, {16, 1024}, {1024, 16}, {1024, 1024}, {8192, 1024}, {1024, 8192}, {128, 1024}};
   bool library_ok = true;
   const bool one = argc == 4;
-  for (int mode = 0; mode < 3; ++mode)
+  for (int mode = 0; mode < 5; ++mode)
     for (Variant v : variants) {
       if (!one && v.lbo >= 0) continue;  // other descriptors only one at a time: they may fault
       if (one) {
@@ -110,6 +120,7 @@ int main(int argc, char** argv) {
         v = {std::atoi(argv[2]), std::atoi(argv[3])};
       }
       CHECK(cudaMemset(dout, 0xFF, 64 * 64 * 4));  // NaN poison
+      const int ncols = mode == 3 ? 16 : mode == 4 ? 32 : 64;
       probe<<<1, 128, smem, stream>>>(dq, dkv, dout, mode, v.lbo, v.sbo);
       CHECK(cudaGetLastError());
       CHECK(cudaStreamSynchronize(stream));
@@ -117,13 +128,15 @@ int main(int argc, char** argv) {
       CHECK(cudaMemcpy(out.data(), dout, 64 * 64 * 4, cudaMemcpyDeviceToHost));
       double worst = 0;
       for (int i = 0; i < 64; ++i)
-        for (int j = 0; j < 64; ++j) {
+        for (int j = 0; j < ncols; ++j) {
+          const bool mn_major = mode == 1 || mode >= 3;
           double ref = 0;
-          for (int k = 0; k < 64; ++k) ref += double(fq[i * 64 + k]) * (mode != 1 ? fkv[j * 64 + k] : fkv[k * 64 + j]);
+          for (int k = 0; k < 64; ++k) ref += double(fq[i * 64 + k]) * (mn_major ? fkv[k * 64 + j] : fkv[j * 64 + k]);
           const double e = std::fabs(out[i * 64 + j] - ref);
           worst = std::isnan(e) ? INFINITY : std::fmax(worst, e);
         }
-      const char* what[] = {"S=Q.K^T (A regs, B K-major)", "O=Q.V (A regs, B MN-major)", "S=Q.K^T (A, B smem)"};
+      const char* what[] = {"S=Q.K^T (A regs, B K-major)", "O=Q.V (A regs, B MN-major)", "S=Q.K^T (A, B smem)",
+                            "O=Q.V[:, :16] (A, B smem, B MN-major)", "O=Q.V[:, :32] (A, B smem, B MN-major)"};
       std::printf("%s lbo=%d sbo=%d: max abs err %.3g\n", what[mode], v.lbo,
                   v.sbo, worst);
       if (v.lbo < 0 && !(worst < 1e-3)) library_ok = false;

@@ -1,6 +1,6 @@
 // Hopper warpgroup MMA (wgmma, sm_90a only): shared-memory matrix descriptors for the 128-byte
-// swizzled layout, the 16-bit m64nNk16 product with A in registers, and the fences and group
-// waits around it. Compiled only in the sm_90a pass (`kHasWgmma`); callers branch on it with
+// swizzled layout, the 16-bit products (m64n64k16 with A in registers; m64nNk16, N = 16/32/64,
+// with both operands in shared memory), and the fences and group waits around them. Compiled only in the sm_90a pass (`kHasWgmma`); callers branch on it with
 // `if constexpr`, so the sm_80 and compute_90 builds keep their mma.sync code.
 //
 // Register layouts are those of mma.sync m16n8k16, per warp of the warpgroup: warp w of the 4
@@ -96,24 +96,52 @@ __device__ __forceinline__ void mma_m64n64k16_rs(float (&d)[32], const uint32_t 
 #undef ORTOPS_WGMMA_M64N64K16
 }
 
-// d (64 x 64, fp32) (+)= a (64 x 16, smem descriptor, K-major) · b (16 x 64, smem descriptor):
-// both operands from shared memory, as Q·Kᵀ reads Q's and K's [row][d] tiles. kTransB as above.
-template <typename T, int kTransB = 0>
-__device__ __forceinline__ void mma_m64n64k16_ss(float (&d)[32], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+// The accumulator operand lists of the narrower products (m64n16: 8 registers, m64n32: 16), used
+// by TSVDMatMul's first stage, whose N is the factor rank.
+#define ORTOPS_WGMMA_D8 "{%0,%1,%2,%3,%4,%5,%6,%7}"
+#define ORTOPS_WGMMA_ACC8(d) \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+#define ORTOPS_WGMMA_D16 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}"
+#define ORTOPS_WGMMA_ACC16(d)                                                                                 \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), \
+      "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+
+// d (64 x N, fp32) (+)= a (64 x 16, smem descriptor, K-major) · b (16 x N, smem descriptor), for
+// N = 16, 32, 64: both operands from shared memory, as the attention band's Q·Kᵀ reads Q's and
+// K's [row][d] tiles (N = 64, kTransB = 0). kTransB: B MN-major (as TSVD's U[k][rank] rows are). With the 128-byte swizzle an MN-major B narrower than 64 reads the first N columns
+// of its 64-wide swizzle atom.
+template <typename T, int N, int kTransB>
+__device__ __forceinline__ void mma_m64nNk16_ss(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b,
+                                                int accumulate) {
   static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "16-bit float types only");
-#define ORTOPS_WGMMA_M64N64K16_SS(TYPE)                                                                        \
-  ORTOPS_WGMMA_ASM(                                                                                            \
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %35, 0;\n"                                                             \
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " "                                          \
-      ORTOPS_WGMMA_D32 ", %32, %33, p, 1, 1, 0, %34;\n}\n"                                                   \
-      : ORTOPS_WGMMA_ACC32(d)                                                                                  \
-      : "l"(desc_a), "l"(desc_b), "n"(kTransB), "r"(accumulate))
-  if constexpr (std::is_same_v<T, __half>) {
-    ORTOPS_WGMMA_M64N64K16_SS("f16");
+  static_assert(N == 16 || N == 32 || N == 64, "N: 16, 32 or 64");
+  constexpr bool kHalf = std::is_same_v<T, __half>;
+#define ORTOPS_WGMMA_SS(SHAPE, TYPE, DLIST, ACC, P, DA, DB, TB)                                          \
+  ORTOPS_WGMMA_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, " P ", 0;\n"                                         \
+                   "wgmma.mma_async.sync.aligned." SHAPE ".f32." TYPE "." TYPE " " DLIST ", " DA ", " DB \
+                   ", p, 1, 1, 0, " TB ";\n}\n"                                                          \
+                   : ACC(d)                                                                              \
+                   : "l"(desc_a), "l"(desc_b), "n"(kTransB), "r"(accumulate))
+  if constexpr (N == 16) {
+    if constexpr (kHalf) {
+      ORTOPS_WGMMA_SS("m64n16k16", "f16", ORTOPS_WGMMA_D8, ORTOPS_WGMMA_ACC8, "%11", "%8", "%9", "%10");
+    } else {
+      ORTOPS_WGMMA_SS("m64n16k16", "bf16", ORTOPS_WGMMA_D8, ORTOPS_WGMMA_ACC8, "%11", "%8", "%9", "%10");
+    }
+  } else if constexpr (N == 32) {
+    if constexpr (kHalf) {
+      ORTOPS_WGMMA_SS("m64n32k16", "f16", ORTOPS_WGMMA_D16, ORTOPS_WGMMA_ACC16, "%19", "%16", "%17", "%18");
+    } else {
+      ORTOPS_WGMMA_SS("m64n32k16", "bf16", ORTOPS_WGMMA_D16, ORTOPS_WGMMA_ACC16, "%19", "%16", "%17", "%18");
+    }
   } else {
-    ORTOPS_WGMMA_M64N64K16_SS("bf16");
+    if constexpr (kHalf) {
+      ORTOPS_WGMMA_SS("m64n64k16", "f16", ORTOPS_WGMMA_D32, ORTOPS_WGMMA_ACC32, "%35", "%32", "%33", "%34");
+    } else {
+      ORTOPS_WGMMA_SS("m64n64k16", "bf16", ORTOPS_WGMMA_D32, ORTOPS_WGMMA_ACC32, "%35", "%32", "%33", "%34");
+    }
   }
-#undef ORTOPS_WGMMA_M64N64K16_SS
+#undef ORTOPS_WGMMA_SS
 }
 
 }  // namespace ortops::cuda::wgmma

@@ -246,7 +246,7 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
       wgmma::fence();
 #pragma unroll
       for (int ks = 0; ks < Tr::kKSteps; ++ks)  // k16 step = 32 bytes further along each Q and K row
-        wgmma::mma_m64n64k16_ss<T>(dev::flat(acc_s), wgmma::sw128_desc(q_addr + ks * 32),
+        wgmma::mma_m64nNk16_ss<T, 64, 0>(dev::flat(acc_s), wgmma::sw128_desc(q_addr + ks * 32),
                                    wgmma::sw128_desc(k_addr + ks * 32), ks > 0);
       wgmma::commit();
       wgmma::wait<0>();

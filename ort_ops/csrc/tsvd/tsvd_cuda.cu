@@ -122,13 +122,13 @@ __global__ void tsvd_finalize_kernel(const float* __restrict__ partial, int spli
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 struct DeviceInfo {
-  int sms = 132, cc_major = 9;
+  int sms = 132, cc_major = 9, cc_minor = 0;
 };
 // SM count and compute capability of the current device, queried once per device (host-side
 // attribute queries; cached because every call of the op needs them, twice).
 DeviceInfo device_info() {
   constexpr int kMaxDevices = 64;
-  static std::atomic<int> sms[kMaxDevices], cc_major[kMaxDevices];  // 0: not queried yet
+  static std::atomic<int> sms[kMaxDevices], cc_major[kMaxDevices], cc_minor[kMaxDevices];  // sms 0: not queried yet
   DeviceInfo d;
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) {
@@ -137,21 +137,43 @@ DeviceInfo device_info() {
   }
   if (dev < kMaxDevices && sms[dev].load(std::memory_order_relaxed) > 0) {
     d.sms = sms[dev].load(std::memory_order_relaxed), d.cc_major = cc_major[dev].load(std::memory_order_relaxed);
+    d.cc_minor = cc_minor[dev].load(std::memory_order_relaxed);
     return d;
   }
   if (cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || d.sms <= 0 ||
-      cudaDeviceGetAttribute(&d.cc_major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+      cudaDeviceGetAttribute(&d.cc_major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&d.cc_minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) {
     cudaGetLastError();
     return DeviceInfo{};
   }
   if (dev < kMaxDevices) {
     cc_major[dev].store(d.cc_major, std::memory_order_relaxed);
+    cc_minor[dev].store(d.cc_minor, std::memory_order_relaxed);
     sms[dev].store(d.sms, std::memory_order_relaxed);
   }
   return d;
 }
 
+// The fused Hopper kernel needs its sm_90a machine code in this build (the architecture list has
+// 90a; CMake then defines ORTOPS_CUDA_SM90A) and a compute capability 9.0 device to run it.
+bool runs_sm90a(const DeviceInfo& d) {
+#if defined(ORTOPS_CUDA_SM90A)
+  return d.cc_major == 9 && d.cc_minor == 0;
+#else
+  (void)d;
+  return false;
+#endif
+}
+
 }  // namespace
+
+// Shapes the fused Hopper kernel takes (tsvd_cuda_wgmma.cuh): 16-bit types, tiles of 128 or 256
+// columns, rank <= 64 and 16-byte rows everywhere (pointer alignment is checked per call). Shared V
+// goes to the two-stage path, which sums A_i·U_ij over i before the one product with V.
+bool wgmma_fits(const TsvdProblem& p, DType dtype) {
+  return dtype != DType::kFloat32 && !p.shared_v && (p.tn == 128 || p.tn == 256) && p.rank <= 64 &&
+         p.rank % 8 == 0 && p.tk % 8 == 0 && p.K % 8 == 0 && (p.M + 127) / 128 <= 65535;
+}
 
 // Geometry of the two-stage path (tsvd_cuda_gemm.cuh) without the pointers.
 TwoStageArgs two_stage_geometry(const TsvdProblem& p) {
@@ -171,7 +193,18 @@ TwoStageArgs two_stage_geometry(const TsvdProblem& p) {
   return g;
 }
 
-Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& opt) {
+Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& opt, bool sm90a) {
+  const int64_t wgmma_min_m = opt.wgmma_min_m >= 0 ? opt.wgmma_min_m : kWgmmaMinM;
+  if (sm90a && wgmma_fits(p, dtype) && (opt.path == 3 || (opt.path == 0 && p.M >= wgmma_min_m))) {
+    // The workspace is that of the fused mma.sync kernel, which runs instead when a pointer is not
+    // 16-byte aligned (the workspace size cannot depend on the pointers).
+    TsvdOptions fused = opt;
+    fused.path = 1;
+    Plan plan = make_plan(p, dtype, sms, fused, false);
+    plan.path = Path::kWgmma;
+    plan.threads = 256;
+    return plan;
+  }
   Plan plan;
   const int64_t used_rows = p.used_tile_rows(), used_cols = p.used_tile_cols();
   const int64_t min_m = opt.two_stage_min_m >= 0 ? opt.two_stage_min_m
@@ -245,7 +278,13 @@ Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& op
 
 size_t tsvd_matmul_workspace_bytes_ex(const TsvdProblem& p, DType dtype, const tsvd::TsvdOptions& opt) {
   if (p.M == 0) return 0;
-  return tsvd::make_plan(p, dtype, tsvd::device_info().sms, opt).workspace;
+  const tsvd::DeviceInfo dev = tsvd::device_info();
+  return tsvd::make_plan(p, dtype, dev.sms, opt, tsvd::runs_sm90a(dev)).workspace;
+}
+
+int tsvd_matmul_path(const TsvdProblem& p, DType dtype, const tsvd::TsvdOptions& opt) {
+  const tsvd::DeviceInfo dev = tsvd::device_info();
+  return int(tsvd::make_plan(p, dtype, dev.sms, opt, tsvd::runs_sm90a(dev)).path);
 }
 
 size_t tsvd_matmul_workspace_bytes(const TsvdProblem& p, DType dtype) {
@@ -263,7 +302,12 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
   using namespace tsvd;
   if (p.M == 0) return cudaSuccess;
   const DeviceInfo dev = device_info();
-  Plan plan = make_plan(p, dtype, dev.sms, opt);
+  Plan plan = make_plan(p, dtype, dev.sms, opt, runs_sm90a(dev));
+  if (plan.path == Path::kWgmma && !(aligned16(A) && aligned16(U) && aligned16(V))) {
+    TsvdOptions fused = opt;
+    fused.path = 1;
+    plan = make_plan(p, dtype, dev.sms, fused, false);
+  }
   plan.pdl = dev.cc_major >= 9;
   if (plan.workspace > 0 && workspace == nullptr) return cudaErrorInvalidValue;
   if (plan.path == Path::kTwoStage) {
@@ -315,6 +359,7 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
   a.K = int(p.K), a.N = int(p.N), a.tk = int(p.tk), a.tn = int(p.tn), a.r = int(p.rank);
   a.Tn = int(p.Tn);
   a.used_rows = int(p.used_tile_rows());
+  a.used_cols = int(p.used_tile_cols());
   a.shared_u = p.shared_u, a.shared_v = p.shared_v;
   // 16-byte copies need 8-element strides and aligned bases (factor tiles then start aligned too).
   a.vec_a = aligned16(A) && p.K % 8 == 0 && p.tk % 8 == 0;
@@ -324,6 +369,8 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
   a.rows_per_split = plan.rows_per_split, a.splits = plan.splits;
   a.n_rc = plan.n_rc;
 
+  if (plan.path == Path::kWgmma)
+    return dtype == DType::kFloat16 ? launch_wgmma_fp16(a, stream, plan.pdl) : launch_wgmma_bf16(a, stream, plan.pdl);
   cudaError_t err;
   switch (dtype) {
     case DType::kFloat32: {

@@ -2,10 +2,14 @@
 // the two stages of the large-M path.
 #include "tsvd/tsvd_cuda_gemm.cuh"
 #include "tsvd/tsvd_cuda_tc.cuh"
+#include "tsvd/tsvd_cuda_wgmma.cuh"
 
 namespace ortops::cuda::tsvd {
 cudaError_t launch_tc_bf16(const Plan& plan, const Args& a, cudaStream_t stream) {
   return launch_tc<__nv_bfloat16>(plan, a, stream);
+}
+cudaError_t launch_wgmma_bf16(const Args& a, cudaStream_t stream, bool pdl) {
+  return launch_wgmma<__nv_bfloat16>(a, stream, pdl);
 }
 cudaError_t launch_two_stage_bf16(const TwoStageArgs& a, int cfg, bool pdl, int stage_mask, cudaStream_t stream) {
   return launch_two_stage<__nv_bfloat16>(a, cfg, pdl, stage_mask, stream);

@@ -10,4 +10,7 @@ size_t tsvd_matmul_workspace_bytes_ex(const TsvdProblem& p, DType dtype, const t
 cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, const void* U, const void* V,
                            const void* bias, void* Y, void* workspace, cudaStream_t stream,
                            const tsvd::TsvdOptions& opt);
+// The path the launcher takes for this problem on the current device (tsvd::Path as int), assuming
+// 16-byte aligned pointers: lets tests check which kernel they exercised.
+int tsvd_matmul_path(const TsvdProblem& p, DType dtype, const tsvd::TsvdOptions& opt);
 }  // namespace ortops::cuda

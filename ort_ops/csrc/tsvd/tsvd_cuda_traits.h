@@ -94,7 +94,24 @@ struct GemmCfgT {
 using GemmCfg = GemmCfgT<32, 4>;     // rows and column blocks of both (they share kBM, kBN)
 using GemmCfgK64 = GemmCfgT<64, 3>;
 
-enum class Path { kSimt, kSmall, kMedium, kLarge, kTwoStage };
+// Fused Hopper kernel for large M (tsvd_cuda_wgmma.cuh, sm_90a): 2 warpgroups x 64 rows, 256 output
+// columns = kNJ tiles of kTN, rank padded to kR; ring slots of one k chunk of 64 hold A [128][64],
+// U_j [64][64] (first kR columns used) and, on a tile row's last chunk, V_j [kR][kTN], all in
+// 128-byte-swizzled atoms (1024-byte aligned). Registers per thread: Y 128 fp32, Z kNJ * kR / 2.
+template <int TN, int R>
+struct WgmmaCfg {
+  static constexpr int kTN = TN, kR = R, kNJ = 256 / TN, kBM = 128, kThreads = 256;
+  static constexpr int kABytes = kBM * 64 * 2, kUBytes = 64 * 64 * 2, kVAtomBytes = R * 64 * 2;
+  static constexpr int kUOffset = kABytes, kVOffset = kUOffset + kNJ * kUBytes;
+  static constexpr int kStageBytes = kVOffset + kNJ * (TN / 64) * kVAtomBytes;
+  static constexpr int kStages = (200 * 1024) / kStageBytes > 4 ? 4 : (200 * 1024) / kStageBytes;
+  static constexpr size_t kSmemBytes = size_t(kStages) * kStageBytes + 1024;  // + alignment slack
+  static_assert(TN == 128 || TN == 256, "tiles of 128 or 256 columns");
+  static_assert(R == 16 || R == 32 || R == 64, "rank padded to 16, 32 or 64");
+  static_assert(kStages >= 2 && kSmemBytes <= 227 * 1024, "ring of at least 2 within Hopper's shared memory");
+};
+
+enum class Path { kSimt, kSmall, kMedium, kLarge, kTwoStage, kWgmma };
 
 // n / d and n % d for 0 <= n < 2^31 and a divisor d >= 1 fixed per launch, by a multiply-high and a
 // shift (the round-up reciprocal method of Granlund and Montgomery, 1994): a runtime integer
@@ -144,7 +161,8 @@ struct TwoStageArgs {
 
 // Test/benchmark knobs (tsvd_cuda_internal.h); the public launcher uses the defaults.
 struct TsvdOptions {
-  int path = 0;                    // 0: by M; 1: fused kernel; 2: two-stage (16-bit types only)
+  int path = 0;                    // 0: by M; 1: fused kernel; 2: two-stage (16-bit types only); 3: fused
+                                   // Hopper kernel where it runs and fits (else as 1)
   int64_t two_stage_min_m = -1;    // < 0: kTwoStageMinM
   int64_t t_cap_bytes = -1;        // < 0: kTCapBytes (workspace for T; M is processed in row chunks)
   int gemm_cfg = -1;               // two-stage ring: < 0 kGemmCfg; 0 GemmCfg (k 32 x 4); 1 GemmCfgK64 (k 64 x 3)
@@ -152,6 +170,7 @@ struct TsvdOptions {
   int stage_mask = 3;              // benchmarks only (wrong results otherwise): 1 stage 1 only, 2 stage 2 only
   int ctas_per_sm = -1;            // fused kernel: CTAs per SM the tile-row split aims at (< 1: per config)
   int split_sum = -1;              // split sums: < 0 the default (tsvd_cuda.cu), 0 finalize kernel, 1 in-kernel
+  int64_t wgmma_min_m = -1;        // fused Hopper kernel from this M on where it applies (< 0: kWgmmaMinM)
 };
 
 // Everything the kernels need, by value (one __grid_constant__-sized block of scalars).
@@ -169,6 +188,7 @@ struct Args {
   int K, N, tk, tn, r;
   int Tn;             // tile columns of the factor grid (for factor offsets)
   int used_rows;      // tile rows that touch A (ceil(K / tk))
+  int used_cols;      // tile columns that touch Y (ceil(N / tn))
   int shared_u, shared_v;
   int vec_a, vec_u, vec_v;  // 16-byte cp.async allowed (alignment and strides checked on the host)
   int chunks_per_tile;      // ceil(tn / NB)
@@ -205,12 +225,19 @@ constexpr int64_t kTCapBytes = int64_t(128) << 20;
 // k 32 x 4 in every measured row.
 constexpr int kGemmCfg = 1;
 
+// Fused Hopper kernel (Path::kWgmma) from this M on, where it applies (wgmma_fits).
+constexpr int64_t kWgmmaMinM = 256;
+
 // Deterministic in (problem, dtype, SM count): tsvd_matmul_workspace_bytes and tsvd_matmul agree.
-Plan make_plan(const TsvdProblem& p, DType dtype, int sm_count, const TsvdOptions& opt = {});
+// sm90a: the fused Hopper kernel can run (built for sm_90a, compute capability 9.0 device).
+Plan make_plan(const TsvdProblem& p, DType dtype, int sm_count, const TsvdOptions& opt = {}, bool sm90a = false);
+bool wgmma_fits(const TsvdProblem& p, DType dtype);
 
 // Per-dtype launchers of the tensor-core kernel (tsvd_cuda_fp16.cu / tsvd_cuda_bf16.cu).
 cudaError_t launch_tc_fp16(const Plan& plan, const Args& a, cudaStream_t stream);
 cudaError_t launch_tc_bf16(const Plan& plan, const Args& a, cudaStream_t stream);
+cudaError_t launch_wgmma_fp16(const Args& a, cudaStream_t stream, bool pdl);
+cudaError_t launch_wgmma_bf16(const Args& a, cudaStream_t stream, bool pdl);
 cudaError_t launch_two_stage_fp16(const TwoStageArgs& a, int cfg, bool pdl, int stage_mask, cudaStream_t stream);
 cudaError_t launch_two_stage_bf16(const TwoStageArgs& a, int cfg, bool pdl, int stage_mask, cudaStream_t stream);
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One GPU call for TSVDMatMul's fused Hopper kernel (tsvd_cuda_wgmma.cuh): the warpgroup-MMA probe
+# (descriptor layouts, incl. the narrow MN-major products of stage 1), the TSVD kernel tests,
+# compute-sanitizer memcheck and racecheck on tsvd_sanitize, then the kernel-level A/B
+# (benchmarks/gpu_tsvd.py --variants hopper: the default launcher, the Hopper kernel forced, the
+# two-stage path and the fused mma.sync kernel; CUDA graphs, fp16) at large M.
+# Carry .device/shims. Logs and tables in $OUT. BENCH_MS / BENCH_SHAPES override the grid.
+set -u
+export PYTHONPATH=$PWD:$PWD/tests/gpu:${PYTHONPATH:-} PYTHONUNBUFFERED=1
+out=${OUT:-/tmp/out}; mkdir -p "$out"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+timeout 30 .device/shims/wgmma_probe > "$out/probe.log" 2>&1; echo "probe rc=$?"; cat "$out/probe.log"
+timeout 120 python3 -m pytest -q -p no:cacheprovider -x tests/gpu/test_tsvd_cuda.py -k wgmma > "$out/pytest_wgmma.log" 2>&1
+echo "wgmma tests rc=$?: $(tail -1 "$out/pytest_wgmma.log")"
+grep -E "^(FAILED|ERROR)|Error|assert" "$out/pytest_wgmma.log" | head -20
+timeout 150 python3 -m pytest -q -p no:cacheprovider tests/gpu/test_tsvd_cuda.py > "$out/pytest_tsvd.log" 2>&1
+echo "all TSVD kernel tests rc=$?: $(tail -1 "$out/pytest_tsvd.log")"
+grep -E "^(FAILED|ERROR)" "$out/pytest_tsvd.log" | head -20
+for tool in memcheck racecheck; do
+  timeout 90 compute-sanitizer --tool $tool --error-exitcode 7 .device/shims/tsvd_sanitize > "$out/$tool.log" 2>&1
+  echo "$tool rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/$tool.log" | tail -1)"
+done
+grep -E "path 3|FAIL|OK" "$out/memcheck.log" | tail -4
+timeout ${BENCH_TIMEOUT:-240} python3 benchmarks/gpu_tsvd.py --ms "${BENCH_MS:-256,1024,8192}" \
+  --shapes "${BENCH_SHAPES:-4096x4096,4096x14336}" --variants hopper --out "$out" --label _hopper > "$out/bench.log" 2>&1
+echo "bench rc=$?"; grep -E "^(#|K)" "$out/bench.log" | sed -E 's/ err [0-9.e+-]+//g; s/\| *[0-9.]+ TB\/s .*TF\/s *//' | cut -c1-230

@@ -1,0 +1,211 @@
+// Private: the fused Hopper kernel of TSVDMatMul for large M (sm_90a warpgroup MMAs), 16-bit
+// types, included once per dtype (tsvd_cuda_fp16.cu, tsvd_cuda_bf16.cu) after tsvd_cuda_tc.cuh.
+//
+// The product has the shape of attention without the softmax: for every tile row i,
+//   Z_ij = A_i · U_ij        (stage 1: BM x tk by tk x r, both operands from shared memory)
+//   Y_j += Z_ij · V_ij       (stage 2: Z from registers, rounded to the input type, as the A operand)
+// so Z never leaves the registers and the intermediate of the two-stage path (4x |A| at c = 4,
+// tile 128) is gone. A CTA owns 128 rows (two warpgroups of 64) and 256 output columns (kNJ tiles of
+// kTN), so each A chunk it loads feeds kNJ tiles' products (the mma.sync kernel re-read A once per
+// 128 columns). A cp.async ring of k chunks of 64 feeds both stages; V_ij rides with the last chunk
+// of tile row i. Layouts are the 128-byte swizzle of common/cuda_wgmma.cuh:
+//   A chunk  [128 rows][64 k]        K-major, one atom column
+//   U_j      [64 k][64]              MN-major (rank contiguous); the first kR columns are loaded and read
+//   V_j, h   [kR rows][64 columns]   MN-major, h = 0 .. kTN / 64 - 1
+// Ranks round up to kR = 16 / 32 / 64; the extra U columns and V rows are zero-filled, as are A
+// columns past K, U rows past a partial tile and rows of A past M.
+#pragma once
+#include "common/cuda_wgmma.cuh"
+#include "tsvd/tsvd_cuda_tc.cuh"
+
+namespace ortops::cuda::tsvd {
+
+template <typename T, class C>
+__global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a) {
+  if constexpr (!wgmma::kHasWgmma) {
+    __trap();  // host dispatch (wgmma_path_ok) launches this only where the sm_90a code exists
+  } else {
+    using Op = Mma<T>;
+    constexpr int kR = C::kR, kNJ = C::kNJ, kH = C::kTN / 64, ST = C::kStages, NT = C::kThreads;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const uint32_t raw = ptx::smem_u32(smem_raw);
+    unsigned char* smem = smem_raw + (((raw + 1023u) & ~1023u) - raw);  // swizzle atoms: 1024-byte aligned
+    const uint32_t smem0 = ptx::smem_u32(smem);
+
+    const int tid = threadIdx.x, wg = tid / 128, warp_in_wg = (tid / 32) % 4, lane = tid & 31;
+    const int jb = blockIdx.x * kNJ;  // first tile column of this CTA
+    const int64_t m0 = int64_t(blockIdx.y) * C::kBM;
+    const int rows_valid = int(a.M - m0 < C::kBM ? a.M - m0 : C::kBM);
+    const int nj_valid = min(kNJ, a.used_cols - jb);  // tiles of this CTA inside N
+    const T* gA = static_cast<const T*>(a.A) + m0 * a.K;
+    const T* gU = static_cast<const T*>(a.U);
+    const T* gV = static_cast<const T*>(a.V);
+    const int chunks_full = (a.tk + 63) / 64;
+    const int k_last = a.K - (a.used_rows - 1) * a.tk;
+    const int steps = (a.used_rows - 1) * chunks_full + (k_last + 63) / 64;
+
+    auto slot = [&](int b) { return smem + size_t(b) * C::kStageBytes; };
+    auto tile = [&](int i, int j) { return int64_t(i) * a.Tn + jb + j; };
+    // Loads of step (i, kc) into ring slot b; V_ij too on the last chunk of tile row i.
+    auto issue = [&](int i, int kc, int b) {
+      unsigned char* base = slot(b);
+      T* sA = reinterpret_cast<T*>(base);
+      const int k_ext = min(a.tk, a.K - i * a.tk), k0 = kc * 64;
+      const T* ga = gA + int64_t(i) * a.tk + k0;
+#pragma unroll
+      for (int v = tid; v < C::kBM * 8; v += NT) {
+        const int row = v / 8, c = v % 8;
+        const bool ok = row < rows_valid && k0 + c * 8 < k_ext;
+        cp_async16(sA + wgmma::sw128_offset(row, c), ok ? ga + int64_t(row) * a.K + c * 8 : gA, ok);
+      }
+      for (int j = 0; j < nj_valid; ++j) {
+        T* sU = reinterpret_cast<T*>(base + C::kUOffset + j * C::kUBytes);
+        const T* gu = gU + (a.shared_u ? int64_t(0) : tile(i, j) * a.tk * a.r) + int64_t(k0) * a.r;
+        for (int v = tid; v < 64 * (kR / 8); v += NT) {
+          const int row = v / (kR / 8), c = v % (kR / 8);
+          const bool ok = k0 + row < k_ext && c * 8 < a.r;
+          cp_async16(sU + wgmma::sw128_offset(row, c), ok ? gu + int64_t(row) * a.r + c * 8 : gU, ok);
+        }
+      }
+      if (k0 + 64 < k_ext) return;
+      for (int j = 0; j < nj_valid; ++j) {
+        const T* gv = gV + tile(i, j) * a.r * a.tn;
+        const int cols = a.N - (jb + j) * a.tn;  // columns of this tile inside N (may exceed tn)
+        for (int v = tid; v < kR * (C::kTN / 8); v += NT) {
+          const int row = v / (C::kTN / 8), c = v % (C::kTN / 8), h = c / 8;
+          T* sV = reinterpret_cast<T*>(base + C::kVOffset + (j * kH + h) * C::kVAtomBytes);
+          const bool ok = row < a.r && c * 8 < cols;
+          cp_async16(sV + wgmma::sw128_offset(row, c % 8), ok ? gv + int64_t(row) * a.tn + c * 8 : gV, ok);
+        }
+      }
+    };
+
+    float z[kNJ][kR / 2];        // Z_ij, fp32, this warpgroup's 64 rows
+    float y[kNJ][kH][32];        // Y block, fp32: 64 rows x 256 columns per warpgroup
+    uint32_t zf[kR / 16][4];     // Z_ij rounded: the A fragments of stage 2
+
+    ptx::griddep_wait();  // A, U, V may be written by the previous kernel
+    int ld_i = 0, ld_kc = 0;  // cursor of the next load
+    auto advance = [&](int& i, int& kc) {
+      if (++kc * 64 >= min(a.tk, a.K - i * a.tk)) kc = 0, ++i;
+    };
+#pragma unroll
+    for (int p = 0; p < ST - 1; ++p) {
+      if (p < steps) {
+        issue(ld_i, ld_kc, p);
+        advance(ld_i, ld_kc);
+      }
+      cp_async_commit();
+    }
+
+    int ci = 0, ckc = 0;  // cursor of the step computed
+    for (int s = 0; s < steps; ++s) {
+      const int b = s % ST;
+      wgmma::wait<0>();        // this warpgroup's products of step s - 1 are done with slot (s - 1) % ST
+      cp_async_wait<ST - 2>();  // step s has landed (this thread's copies)
+      wgmma::fence_proxy_async();
+      __syncthreads();
+      if (s + ST - 1 < steps) {
+        issue(ld_i, ld_kc, (s + ST - 1) % ST);
+        advance(ld_i, ld_kc);
+      }
+      cp_async_commit();
+
+      const uint32_t sa = smem0 + uint32_t(b * C::kStageBytes);
+      const int k_ext = min(a.tk, a.K - ci * a.tk);
+      const bool last = (ckc + 1) * 64 >= k_ext;
+      wgmma::fence();
+#pragma unroll
+      for (int j = 0; j < kNJ; ++j) {
+        if (j >= nj_valid) break;
+#pragma unroll
+        for (int ks = 0; ks < 4; ++ks)
+          wgmma::mma_m64nNk16_ss<T, kR, 1>(z[j], wgmma::sw128_desc(sa + wg * 8192 + ks * 32),
+                                          wgmma::sw128_desc(sa + C::kUOffset + j * C::kUBytes + ks * 2048),
+                                          ckc > 0 || ks > 0);
+      }
+      wgmma::commit();
+      if (last) {
+        wgmma::wait<0>();
+#pragma unroll
+        for (int j = 0; j < kNJ; ++j) {
+          if (j >= nj_valid) break;
+          wgmma::fence_operands(z[j]);
+#pragma unroll
+          for (int q = 0; q < kR / 16; ++q) {
+            zf[q][0] = Op::pack(z[j][8 * q + 0], z[j][8 * q + 1]);
+            zf[q][1] = Op::pack(z[j][8 * q + 2], z[j][8 * q + 3]);
+            zf[q][2] = Op::pack(z[j][8 * q + 4], z[j][8 * q + 5]);
+            zf[q][3] = Op::pack(z[j][8 * q + 6], z[j][8 * q + 7]);
+          }
+          wgmma::fence();
+#pragma unroll
+          for (int h = 0; h < kH; ++h)
+#pragma unroll
+            for (int q = 0; q < kR / 16; ++q)
+              wgmma::mma_m64n64k16_rs<T, 1>(y[j][h], zf[q],
+                                            wgmma::sw128_desc(sa + C::kVOffset + (j * kH + h) * C::kVAtomBytes + q * 2048),
+                                            ci > 0 || q > 0);
+          wgmma::commit();
+          if (j + 1 < nj_valid) wgmma::wait<0>();  // zf is rewritten for the next tile: read it first
+        }
+        ++ci, ckc = 0;
+      } else {
+        ++ckc;
+      }
+    }
+    wgmma::wait<0>();
+    cp_async_wait<0>();
+    ptx::griddep_launch_dependents();
+
+    // Epilogue: warp w of the warpgroup holds rows 16w + g and 16w + g + 8; element 4·n8 + e of
+    // y[j][h] is column 64h + 8·n8 + 2·t4 + (e & 1) of tile jb + j.
+    const int g = lane >> 2, t2 = (lane & 3) * 2;
+    const T* bias = static_cast<const T*>(a.bias);
+    T* Y = static_cast<T*>(a.Y);
+#pragma unroll
+    for (int j = 0; j < kNJ; ++j) {
+      if (j >= nj_valid) break;
+#pragma unroll
+      for (int h = 0; h < kH; ++h) {
+        wgmma::fence_operands(y[j][h]);
+#pragma unroll
+        for (int n8 = 0; n8 < 8; ++n8) {
+          const int col = 64 * h + 8 * n8 + t2;
+          const int64_t n = int64_t(jb + j) * a.tn + col;
+          const bool ok0 = col < a.tn && n < a.N, ok1 = col + 1 < a.tn && n + 1 < a.N;
+          const float b0 = bias && ok0 ? Op::to_float(bias[n]) : 0.f, b1 = bias && ok1 ? Op::to_float(bias[n + 1]) : 0.f;
+#pragma unroll
+          for (int e2 = 0; e2 < 2; ++e2) {
+            const int row = 64 * wg + 16 * warp_in_wg + g + 8 * e2;
+            if (row >= rows_valid) continue;
+            store_pair(Y + (m0 + row) * a.N + n, y[j][h][4 * n8 + 2 * e2] + b0, y[j][h][4 * n8 + 2 * e2 + 1] + b1, ok0,
+                       ok1);
+          }
+        }
+      }
+    }
+  }
+}
+
+template <typename T, class C>
+cudaError_t launch_wgmma_cfg(const Args& a, cudaStream_t stream, bool pdl) {
+  const dim3 grid(unsigned((a.used_cols + C::kNJ - 1) / C::kNJ), unsigned((a.M + C::kBM - 1) / C::kBM), 1);
+  return launch_kernel<tsvd_wgmma_kernel<T, C>>(grid, dim3(C::kThreads), C::kSmemBytes, pdl, stream, a);
+}
+
+// Picks the configuration by tile width and padded rank (wgmma_path_ok checked both).
+template <typename T>
+cudaError_t launch_wgmma(const Args& a, cudaStream_t stream, bool pdl) {
+  const int rp = a.r <= 16 ? 16 : a.r <= 32 ? 32 : 64;
+  if (a.tn == 128) {
+    if (rp == 16) return launch_wgmma_cfg<T, WgmmaCfg<128, 16>>(a, stream, pdl);
+    if (rp == 32) return launch_wgmma_cfg<T, WgmmaCfg<128, 32>>(a, stream, pdl);
+    return launch_wgmma_cfg<T, WgmmaCfg<128, 64>>(a, stream, pdl);
+  }
+  if (rp == 16) return launch_wgmma_cfg<T, WgmmaCfg<256, 16>>(a, stream, pdl);
+  if (rp == 32) return launch_wgmma_cfg<T, WgmmaCfg<256, 32>>(a, stream, pdl);
+  return launch_wgmma_cfg<T, WgmmaCfg<256, 64>>(a, stream, pdl);
+}
+
+}  // namespace ortops::cuda::tsvd
