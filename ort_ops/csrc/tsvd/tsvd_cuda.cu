@@ -172,7 +172,7 @@ bool runs_sm90a(const DeviceInfo& d) {
 // goes to the two-stage path, which sums A_i·U_ij over i before the one product with V.
 bool wgmma_fits(const TsvdProblem& p, DType dtype) {
   return dtype != DType::kFloat32 && !p.shared_v && (p.tn == 128 || p.tn == 256) && p.rank <= 64 &&
-         p.rank % 8 == 0 && p.tk % 8 == 0 && p.K % 8 == 0 && (p.M + 127) / 128 <= 65535;
+         p.rank % 8 == 0 && p.tk % 8 == 0 && p.K % 8 == 0 && (p.M + 63) / 64 <= 65535;
 }
 
 // Geometry of the two-stage path (tsvd_cuda_gemm.cuh) without the pointers.

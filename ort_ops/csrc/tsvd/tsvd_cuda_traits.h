@@ -94,21 +94,28 @@ struct GemmCfgT {
 using GemmCfg = GemmCfgT<32, 4>;     // rows and column blocks of both (they share kBM, kBN)
 using GemmCfgK64 = GemmCfgT<64, 3>;
 
-// Fused Hopper kernel for large M (tsvd_cuda_wgmma.cuh, sm_90a): 2 warpgroups x 64 rows, 256 output
-// columns = kNJ tiles of kTN, rank padded to kR; ring slots of one k chunk of 64 hold A [128][64],
-// U_j [64][64] (first kR columns used) and, on a tile row's last chunk, V_j [kR][kTN], all in
-// 128-byte-swizzled atoms (1024-byte aligned). Registers per thread: Y 128 fp32, Z kNJ * kR / 2.
-template <int TN, int R>
+// Fused Hopper kernel for large M (tsvd_cuda_wgmma.cuh, sm_90a): WGS warpgroups x 64 rows, 256
+// output columns = kNJ tiles of kTN, rank padded to kR; ring slots of one k chunk of 64 hold
+// A [kBM][64], U_j [64][64] (first kR columns used) and, on a tile row's last chunk, V_j [kR][kTN],
+// all in 128-byte-swizzled atoms (1024-byte aligned). Registers per thread: Y 128 fp32, Z
+// kNJ * kR / 2. One warpgroup per CTA: two CTAs per SM (shared memory budget halved).
+#ifndef ORTOPS_TSVD_WG_WGS
+#define ORTOPS_TSVD_WG_WGS 2
+#endif
+template <int TN, int R, int WGS = ORTOPS_TSVD_WG_WGS>
 struct WgmmaCfg {
-  static constexpr int kTN = TN, kR = R, kNJ = 256 / TN, kBM = 128, kThreads = 256;
+  static constexpr int kTN = TN, kR = R, kNJ = 256 / TN, kWGS = WGS, kBM = 64 * WGS, kThreads = 128 * WGS;
+  static constexpr int kCtasPerSm = WGS == 1 ? 2 : 1;
   static constexpr int kABytes = kBM * 64 * 2, kUBytes = 64 * 64 * 2, kVAtomBytes = R * 64 * 2;
   static constexpr int kUOffset = kABytes, kVOffset = kUOffset + kNJ * kUBytes;
   static constexpr int kStageBytes = kVOffset + kNJ * (TN / 64) * kVAtomBytes;
-  static constexpr int kStages = (200 * 1024) / kStageBytes > 4 ? 4 : (200 * 1024) / kStageBytes;
+  static constexpr int kBudget = (WGS == 1 ? 112 : 200) * 1024;
+  static constexpr int kStages = kBudget / kStageBytes > 4 ? 4 : kBudget / kStageBytes;
   static constexpr size_t kSmemBytes = size_t(kStages) * kStageBytes + 1024;  // + alignment slack
   static_assert(TN == 128 || TN == 256, "tiles of 128 or 256 columns");
   static_assert(R == 16 || R == 32 || R == 64, "rank padded to 16, 32 or 64");
-  static_assert(kStages >= 2 && kSmemBytes <= 227 * 1024, "ring of at least 2 within Hopper's shared memory");
+  static_assert(WGS == 1 || WGS == 2, "one or two warpgroups");
+  static_assert(kStages >= 2 && kSmemBytes * kCtasPerSm <= 228 * 1024, "ring of at least 2 within Hopper's shared memory");
 };
 
 enum class Path { kSimt, kSmall, kMedium, kLarge, kTwoStage, kWgmma };

@@ -20,8 +20,12 @@
 
 namespace ortops::cuda::tsvd {
 
+#ifndef ORTOPS_TSVD_WG_LAZY
+#define ORTOPS_TSVD_WG_LAZY 1
+#endif
+
 template <typename T, class C>
-__global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a) {
+__global__ void __launch_bounds__(C::kThreads, C::kCtasPerSm) tsvd_wgmma_kernel(const Args a) {
   if constexpr (!wgmma::kHasWgmma) {
     __trap();  // host dispatch (wgmma_path_ok) launches this only where the sm_90a code exists
   } else {
@@ -80,17 +84,25 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a
       }
     };
 
-    float z[kNJ][kR / 2];        // Z_ij, fp32, this warpgroup's 64 rows
-    float y[kNJ][kH][32];        // Y block, fp32: 64 rows x 256 columns per warpgroup
-    uint32_t zf[kR / 16][4];     // Z_ij rounded: the A fragments of stage 2
+    // Stage 2's A fragments: one set per tile when they fit, so the tiles' products need not wait
+    // for each other (registers: 128 Y + kNJ * kR / 2 Z + this).
+    constexpr int kZfSets = kNJ * kR <= 64 ? kNJ : 1;
+    float z[kNJ][kR / 2];             // Z_ij, fp32, this warpgroup's 64 rows
+    float y[kNJ][kH][32];             // Y block, fp32: 64 rows x 256 columns per warpgroup
+    uint32_t zf[kZfSets][kR / 16][4];  // Z_ij rounded: the A fragments of stage 2
 
+    // Ring: kLead steps are loaded ahead. Lazy (3+ slots): a step's products may still run while
+    // the next step starts; the slot refilled at step s is that of step s - 2, whose products are
+    // done once at most one commit group (step s - 1's last) is pending.
+    constexpr bool kLazy = ORTOPS_TSVD_WG_LAZY && ST >= 3;
+    constexpr int kLead = kLazy ? ST - 2 : ST - 1;
     ptx::griddep_wait();  // A, U, V may be written by the previous kernel
     int ld_i = 0, ld_kc = 0;  // cursor of the next load
     auto advance = [&](int& i, int& kc) {
       if (++kc * 64 >= min(a.tk, a.K - i * a.tk)) kc = 0, ++i;
     };
 #pragma unroll
-    for (int p = 0; p < ST - 1; ++p) {
+    for (int p = 0; p < kLead; ++p) {
       if (p < steps) {
         issue(ld_i, ld_kc, p);
         advance(ld_i, ld_kc);
@@ -101,12 +113,16 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a
     int ci = 0, ckc = 0;  // cursor of the step computed
     for (int s = 0; s < steps; ++s) {
       const int b = s % ST;
-      wgmma::wait<0>();        // this warpgroup's products of step s - 1 are done with slot (s - 1) % ST
-      cp_async_wait<ST - 2>();  // step s has landed (this thread's copies)
+      if constexpr (kLazy) {
+        wgmma::wait<1>();
+      } else {
+        wgmma::wait<0>();
+      }
+      cp_async_wait<kLead - 1>();  // step s has landed (this thread's copies)
       wgmma::fence_proxy_async();
-      __syncthreads();
-      if (s + ST - 1 < steps) {
-        issue(ld_i, ld_kc, (s + ST - 1) % ST);
+      __syncthreads();  // ... for every thread, and the slot refilled next is free in every warpgroup
+      if (s + kLead < steps) {
+        issue(ld_i, ld_kc, (s + kLead) % ST);
         advance(ld_i, ld_kc);
       }
       cp_async_commit();
@@ -131,24 +147,28 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a
         for (int j = 0; j < kNJ; ++j) {
           if (j >= nj_valid) break;
           wgmma::fence_operands(z[j]);
+          auto& f = zf[j % kZfSets];
 #pragma unroll
           for (int q = 0; q < kR / 16; ++q) {
-            zf[q][0] = Op::pack(z[j][8 * q + 0], z[j][8 * q + 1]);
-            zf[q][1] = Op::pack(z[j][8 * q + 2], z[j][8 * q + 3]);
-            zf[q][2] = Op::pack(z[j][8 * q + 4], z[j][8 * q + 5]);
-            zf[q][3] = Op::pack(z[j][8 * q + 6], z[j][8 * q + 7]);
+            f[q][0] = Op::pack(z[j][8 * q + 0], z[j][8 * q + 1]);
+            f[q][1] = Op::pack(z[j][8 * q + 2], z[j][8 * q + 3]);
+            f[q][2] = Op::pack(z[j][8 * q + 4], z[j][8 * q + 5]);
+            f[q][3] = Op::pack(z[j][8 * q + 6], z[j][8 * q + 7]);
           }
           wgmma::fence();
 #pragma unroll
           for (int h = 0; h < kH; ++h)
 #pragma unroll
             for (int q = 0; q < kR / 16; ++q)
-              wgmma::mma_m64n64k16_rs<T, 1>(y[j][h], zf[q],
+              wgmma::mma_m64n64k16_rs<T, 1>(y[j][h], f[q],
                                             wgmma::sw128_desc(sa + C::kVOffset + (j * kH + h) * C::kVAtomBytes + q * 2048),
                                             ci > 0 || q > 0);
-          wgmma::commit();
-          if (j + 1 < nj_valid) wgmma::wait<0>();  // zf is rewritten for the next tile: read it first
+          if (kZfSets == 1 && j + 1 < nj_valid) {  // one fragment set: the next tile rewrites it
+            wgmma::commit();
+            wgmma::wait<0>();
+          }
         }
+        wgmma::commit();
         ++ci, ckc = 0;
       } else {
         ++ckc;
