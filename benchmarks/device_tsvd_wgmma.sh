@@ -21,6 +21,11 @@ for tool in memcheck racecheck; do
   echo "$tool rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/$tool.log" | tail -1)"
 done
 grep -E "path 3|FAIL|OK" "$out/memcheck.log" | tail -4
-timeout ${BENCH_TIMEOUT:-240} python3 benchmarks/gpu_tsvd.py --ms "${BENCH_MS:-256,1024,8192}" \
+timeout ${BENCH_TIMEOUT:-200} python3 benchmarks/gpu_tsvd.py --ms "${BENCH_MS:-256,1024,8192}" \
   --shapes "${BENCH_SHAPES:-4096x4096,4096x14336}" --variants hopper --out "$out" --label _hopper > "$out/bench.log" 2>&1
 echo "bench rc=$?"; grep -E "^(#|K)" "$out/bench.log" | sed -E 's/ err [0-9.e+-]+//g; s/\| *[0-9.]+ TB\/s .*TF\/s *//' | cut -c1-230
+# Where the Hopper kernel's time goes: Nsight Compute warp states and stall sources, one case.
+timeout 120 ncu --clock-control none -k regex:tsvd_wgmma --launch-count 1 --section SpeedOfLight --section WarpStateStats \
+  --section SourceCounters python3 benchmarks/profile_kernels.py tsvd 4096 4096 1024 4 128 3 > "$out/ncu.txt" 2>&1
+echo "ncu rc=$?"
+sed -n '/Section: GPU Speed Of Light/,$p' "$out/ncu.txt" | grep -vE "^ +-+ +-+" | cut -c1-150 | head -${NCU_LINES:-110}

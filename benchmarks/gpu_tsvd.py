@@ -79,6 +79,8 @@ HOPPER_VARIANTS = [("wgmma", 3, -1, -1, -1, 3, -1, -1, 1, 1 << 30),
 
 
 def n_sets_for(bytes_per_set):
+    if os.environ.get("ORTOPS_BENCH_SETS"):  # experiments: fewer sets keep the weights in L2
+        return int(os.environ["ORTOPS_BENCH_SETS"])
     return max(2, min(32, math.ceil(2 * L2_BYTES / max(bytes_per_set, 1))))
 
 

@@ -175,6 +175,10 @@ bool wgmma_fits(const TsvdProblem& p, DType dtype) {
          p.rank % 8 == 0 && p.tk % 8 == 0 && p.K % 8 == 0 && (p.M + 63) / 64 <= 65535;
 }
 
+bool wgmma_preferred(const TsvdProblem& p) {
+  return 4 * p.rank >= p.tn && p.M >= (p.N >= kWideN ? kWgmmaMinMWide : kWgmmaMinM);
+}
+
 // Geometry of the two-stage path (tsvd_cuda_gemm.cuh) without the pointers.
 TwoStageArgs two_stage_geometry(const TsvdProblem& p) {
   TwoStageArgs g{};
@@ -194,8 +198,8 @@ TwoStageArgs two_stage_geometry(const TsvdProblem& p) {
 }
 
 Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& opt, bool sm90a) {
-  const int64_t wgmma_min_m = opt.wgmma_min_m >= 0 ? opt.wgmma_min_m : kWgmmaMinM;
-  if (sm90a && wgmma_fits(p, dtype) && (opt.path == 3 || (opt.path == 0 && p.M >= wgmma_min_m))) {
+  const bool by_m = opt.wgmma_min_m >= 0 ? p.M >= opt.wgmma_min_m : wgmma_preferred(p);
+  if (sm90a && wgmma_fits(p, dtype) && (opt.path == 3 || (opt.path == 0 && by_m))) {
     // The workspace is that of the fused mma.sync kernel, which runs instead when a pointer is not
     // 16-byte aligned (the workspace size cannot depend on the pointers).
     TsvdOptions fused = opt;

@@ -94,28 +94,22 @@ struct GemmCfgT {
 using GemmCfg = GemmCfgT<32, 4>;     // rows and column blocks of both (they share kBM, kBN)
 using GemmCfgK64 = GemmCfgT<64, 3>;
 
-// Fused Hopper kernel for large M (tsvd_cuda_wgmma.cuh, sm_90a): WGS warpgroups x 64 rows, 256
+// Fused Hopper kernel for large M (tsvd_cuda_wgmma.cuh, sm_90a): 2 warpgroups x 64 rows, 256
 // output columns = kNJ tiles of kTN, rank padded to kR; ring slots of one k chunk of 64 hold
-// A [kBM][64], U_j [64][64] (first kR columns used) and, on a tile row's last chunk, V_j [kR][kTN],
+// A [128][64], U_j [64][64] (first kR columns used) and, on a tile row's last chunk, V_j [kR][kTN],
 // all in 128-byte-swizzled atoms (1024-byte aligned). Registers per thread: Y 128 fp32, Z
-// kNJ * kR / 2. One warpgroup per CTA: two CTAs per SM (shared memory budget halved).
-#ifndef ORTOPS_TSVD_WG_WGS
-#define ORTOPS_TSVD_WG_WGS 2
-#endif
-template <int TN, int R, int WGS = ORTOPS_TSVD_WG_WGS>
+// kNJ * kR / 2, so one CTA per SM. (One warpgroup per CTA, two CTAs per SM, measured 3-8% slower.)
+template <int TN, int R>
 struct WgmmaCfg {
-  static constexpr int kTN = TN, kR = R, kNJ = 256 / TN, kWGS = WGS, kBM = 64 * WGS, kThreads = 128 * WGS;
-  static constexpr int kCtasPerSm = WGS == 1 ? 2 : 1;
+  static constexpr int kTN = TN, kR = R, kNJ = 256 / TN, kBM = 128, kThreads = 256;
   static constexpr int kABytes = kBM * 64 * 2, kUBytes = 64 * 64 * 2, kVAtomBytes = R * 64 * 2;
   static constexpr int kUOffset = kABytes, kVOffset = kUOffset + kNJ * kUBytes;
   static constexpr int kStageBytes = kVOffset + kNJ * (TN / 64) * kVAtomBytes;
-  static constexpr int kBudget = (WGS == 1 ? 112 : 200) * 1024;
-  static constexpr int kStages = kBudget / kStageBytes > 4 ? 4 : kBudget / kStageBytes;
+  static constexpr int kStages = (200 * 1024) / kStageBytes > 4 ? 4 : (200 * 1024) / kStageBytes;
   static constexpr size_t kSmemBytes = size_t(kStages) * kStageBytes + 1024;  // + alignment slack
   static_assert(TN == 128 || TN == 256, "tiles of 128 or 256 columns");
   static_assert(R == 16 || R == 32 || R == 64, "rank padded to 16, 32 or 64");
-  static_assert(WGS == 1 || WGS == 2, "one or two warpgroups");
-  static_assert(kStages >= 2 && kSmemBytes * kCtasPerSm <= 228 * 1024, "ring of at least 2 within Hopper's shared memory");
+  static_assert(kStages >= 2 && kSmemBytes <= 227 * 1024, "ring of at least 2 within Hopper's shared memory");
 };
 
 enum class Path { kSimt, kSmall, kMedium, kLarge, kTwoStage, kWgmma };
@@ -177,7 +171,7 @@ struct TsvdOptions {
   int stage_mask = 3;              // benchmarks only (wrong results otherwise): 1 stage 1 only, 2 stage 2 only
   int ctas_per_sm = -1;            // fused kernel: CTAs per SM the tile-row split aims at (< 1: per config)
   int split_sum = -1;              // split sums: < 0 the default (tsvd_cuda.cu), 0 finalize kernel, 1 in-kernel
-  int64_t wgmma_min_m = -1;        // fused Hopper kernel from this M on where it applies (< 0: kWgmmaMinM)
+  int64_t wgmma_min_m = -1;        // < 0: wgmma_preferred decides; else the Hopper kernel from this M on where it fits
 };
 
 // Everything the kernels need, by value (one __grid_constant__-sized block of scalars).
@@ -233,12 +227,16 @@ constexpr int64_t kTCapBytes = int64_t(128) << 20;
 constexpr int kGemmCfg = 1;
 
 // Fused Hopper kernel (Path::kWgmma) from this M on, where it applies (wgmma_fits).
-constexpr int64_t kWgmmaMinM = 256;
+// By default only where it was measured faster than the two-stage path (H200, docs/tsvd_cuda.md,
+// "Fourth session"): compression <= 2 (4 r >= tn), from M = 1024 on, or M = 256 when N >= kWideN.
+constexpr int64_t kWgmmaMinM = 1024;
+constexpr int64_t kWgmmaMinMWide = 256;
 
 // Deterministic in (problem, dtype, SM count): tsvd_matmul_workspace_bytes and tsvd_matmul agree.
 // sm90a: the fused Hopper kernel can run (built for sm_90a, compute capability 9.0 device).
 Plan make_plan(const TsvdProblem& p, DType dtype, int sm_count, const TsvdOptions& opt = {}, bool sm90a = false);
 bool wgmma_fits(const TsvdProblem& p, DType dtype);
+bool wgmma_preferred(const TsvdProblem& p);
 
 // Per-dtype launchers of the tensor-core kernel (tsvd_cuda_fp16.cu / tsvd_cuda_bf16.cu).
 cudaError_t launch_tc_fp16(const Plan& plan, const Args& a, cudaStream_t stream);

@@ -20,12 +20,9 @@
 
 namespace ortops::cuda::tsvd {
 
-#ifndef ORTOPS_TSVD_WG_LAZY
-#define ORTOPS_TSVD_WG_LAZY 1
-#endif
 
 template <typename T, class C>
-__global__ void __launch_bounds__(C::kThreads, C::kCtasPerSm) tsvd_wgmma_kernel(const Args a) {
+__global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a) {
   if constexpr (!wgmma::kHasWgmma) {
     __trap();  // host dispatch (wgmma_path_ok) launches this only where the sm_90a code exists
   } else {
@@ -94,23 +91,27 @@ __global__ void __launch_bounds__(C::kThreads, C::kCtasPerSm) tsvd_wgmma_kernel(
     // Ring: kLead steps are loaded ahead. Lazy (3+ slots): a step's products may still run while
     // the next step starts; the slot refilled at step s is that of step s - 2, whose products are
     // done once at most one commit group (step s - 1's last) is pending.
-    constexpr bool kLazy = ORTOPS_TSVD_WG_LAZY && ST >= 3;
+    constexpr bool kLazy = ST >= 3;
     constexpr int kLead = kLazy ? ST - 2 : ST - 1;
     ptx::griddep_wait();  // A, U, V may be written by the previous kernel
-    int ld_i = 0, ld_kc = 0;  // cursor of the next load
-    auto advance = [&](int& i, int& kc) {
-      if (++kc * 64 >= min(a.tk, a.K - i * a.tk)) kc = 0, ++i;
+    // The CTAs of one row block start their walk over the tile rows at different rows, so they do
+    // not all read the same A chunk at once (measured neutral on the H200: L2 lines are not the limit).
+    const int i0 = int(int64_t(blockIdx.x) * a.used_rows / gridDim.x);
+    auto row_of = [&](int t) { return t + i0 < a.used_rows ? t + i0 : t + i0 - a.used_rows; };
+    int ld_t = 0, ld_kc = 0;  // cursor of the next load: position in the walk, k chunk
+    auto advance = [&](int& t, int& kc) {
+      if (++kc * 64 >= min(a.tk, a.K - row_of(t) * a.tk)) kc = 0, ++t;
     };
 #pragma unroll
     for (int p = 0; p < kLead; ++p) {
       if (p < steps) {
-        issue(ld_i, ld_kc, p);
-        advance(ld_i, ld_kc);
+        issue(row_of(ld_t), ld_kc, p);
+        advance(ld_t, ld_kc);
       }
       cp_async_commit();
     }
 
-    int ci = 0, ckc = 0;  // cursor of the step computed
+    int ct = 0, ckc = 0;  // cursor of the step computed
     for (int s = 0; s < steps; ++s) {
       const int b = s % ST;
       if constexpr (kLazy) {
@@ -122,13 +123,13 @@ __global__ void __launch_bounds__(C::kThreads, C::kCtasPerSm) tsvd_wgmma_kernel(
       wgmma::fence_proxy_async();
       __syncthreads();  // ... for every thread, and the slot refilled next is free in every warpgroup
       if (s + kLead < steps) {
-        issue(ld_i, ld_kc, (s + kLead) % ST);
-        advance(ld_i, ld_kc);
+        issue(row_of(ld_t), ld_kc, (s + kLead) % ST);
+        advance(ld_t, ld_kc);
       }
       cp_async_commit();
 
       const uint32_t sa = smem0 + uint32_t(b * C::kStageBytes);
-      const int k_ext = min(a.tk, a.K - ci * a.tk);
+      const int k_ext = min(a.tk, a.K - row_of(ct) * a.tk);
       const bool last = (ckc + 1) * 64 >= k_ext;
       wgmma::fence();
 #pragma unroll
@@ -162,14 +163,14 @@ __global__ void __launch_bounds__(C::kThreads, C::kCtasPerSm) tsvd_wgmma_kernel(
             for (int q = 0; q < kR / 16; ++q)
               wgmma::mma_m64n64k16_rs<T, 1>(y[j][h], f[q],
                                             wgmma::sw128_desc(sa + C::kVOffset + (j * kH + h) * C::kVAtomBytes + q * 2048),
-                                            ci > 0 || q > 0);
+                                            ct > 0 || q > 0);
           if (kZfSets == 1 && j + 1 < nj_valid) {  // one fragment set: the next tile rewrites it
             wgmma::commit();
             wgmma::wait<0>();
           }
         }
         wgmma::commit();
-        ++ci, ckc = 0;
+        ++ct, ckc = 0;
       } else {
         ++ckc;
       }
