@@ -98,7 +98,7 @@ using GemmCfgK64 = GemmCfgT<64, 3>;
 // output columns = kNJ tiles of kTN, rank padded to kR; ring slots of one k chunk of 64 hold
 // A [128][64], U_j [64][64] (first kR columns used) and, on a tile row's last chunk, V_j [kR][kTN],
 // all in 128-byte-swizzled atoms (1024-byte aligned). Registers per thread: Y 128 fp32, Z
-// kNJ * kR / 2, so one CTA per SM. (One warpgroup per CTA, two CTAs per SM, measured 3-8% slower.)
+// kNJ * kR / 2, so one CTA per SM. (One warpgroup per CTA, two CTAs per SM, measured 2-7% slower.)
 template <int TN, int R>
 struct WgmmaCfg {
   static constexpr int kTN = TN, kR = R, kNJ = 256 / TN, kBM = 128, kThreads = 256;
