@@ -16,6 +16,10 @@ grep -E "^(FAILED|ERROR)|Error|assert" "$out/pytest_wgmma.log" | head -20
 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/gpu/test_tsvd_cuda.py > "$out/pytest_tsvd.log" 2>&1
 echo "all TSVD kernel tests rc=$?: $(tail -1 "$out/pytest_tsvd.log")"
 grep -E "^(FAILED|ERROR)" "$out/pytest_tsvd.log" | head -20
+if [ -f .device/shims/libattention_shim.so ]; then  # the warpgroup-MMA header is shared with the attention band
+  timeout 120 python3 -m pytest -q -p no:cacheprovider tests/gpu/test_attention_cuda.py > "$out/pytest_attention.log" 2>&1
+  echo "attention kernel tests rc=$?: $(tail -1 "$out/pytest_attention.log")"
+fi
 for tool in memcheck racecheck; do
   timeout 90 compute-sanitizer --tool $tool --error-exitcode 7 .device/shims/tsvd_sanitize > "$out/$tool.log" 2>&1
   echo "$tool rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/$tool.log" | tail -1)"
