@@ -45,38 +45,66 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a
     const int k_last = a.K - (a.used_rows - 1) * a.tk;
     const int steps = (a.used_rows - 1) * chunks_full + (k_last + 63) / 64;
 
-    auto slot = [&](int b) { return smem + size_t(b) * C::kStageBytes; };
     auto tile = [&](int i, int j) { return int64_t(i) * a.Tn + jb + j; };
+    // Each thread's copies keep their row and 16-byte chunk from step to step (thread count and
+    // chunks per row are powers of two, and the row steps multiples of 8, so the swizzle phase is
+    // fixed too): shared offsets and in-tile global offsets are computed once, and a step costs a
+    // few adds per copy. (Computing them per copy made the loads, not the memory system, the
+    // limit: ~540 instructions per warp per step, Nsight Compute, H200.)
+    constexpr int kARowStep = NT / 8, kAPer = C::kBM * 8 / NT;  // A: 8 chunks per row
+    constexpr int kUChunks = kR / 8, kUCopies = 64 * kUChunks, kURowStep = NT / kUChunks;
+    constexpr int kUPer = (kUCopies + NT - 1) / NT;
+    constexpr int kVChunks = C::kTN / 8, kVRowStep = NT / kVChunks, kVPer = kR * kVChunks / NT;
+    static_assert(kARowStep % 8 == 0 && kURowStep % 8 == 0 && kVRowStep % 8 == 0 && kR * kVChunks % NT == 0,
+                  "fixed swizzle phase per thread");
+    const int a_row = tid / 8, a_c = tid % 8;
+    const uint32_t a_soff = uint32_t(wgmma::sw128_offset(a_row, a_c)) * 2;
+    const T* a_g = gA + int64_t(a_row) * a.K + a_c * 8;
+    const int64_t a_gstep = int64_t(kARowStep) * a.K;
+    const int u_row = tid / kUChunks, u_c = tid % kUChunks;
+    const bool u_thread = kUCopies >= NT || tid < kUCopies;
+    const uint32_t u_soff = uint32_t(wgmma::sw128_offset(u_row, u_c)) * 2;
+    const int64_t u_goff = int64_t(u_row) * a.r + u_c * 8;
+    const bool u_c_ok = u_c * 8 < a.r;
+    const int v_row = tid / kVChunks, v_c = tid % kVChunks;
+    const uint32_t v_soff = uint32_t((v_c / 8) * C::kVAtomBytes) + uint32_t(wgmma::sw128_offset(v_row, v_c % 8)) * 2;
+    const int64_t v_goff = int64_t(v_row) * a.tn + v_c * 8;
+
     // Loads of step (i, kc) into ring slot b; V_ij too on the last chunk of tile row i.
     auto issue = [&](int i, int kc, int b) {
-      unsigned char* base = slot(b);
-      T* sA = reinterpret_cast<T*>(base);
-      const int k_ext = min(a.tk, a.K - i * a.tk), k0 = kc * 64;
-      const T* ga = gA + int64_t(i) * a.tk + k0;
+      const uint32_t sbase = smem0 + uint32_t(b * C::kStageBytes);
+      const int k0 = kc * 64, k_left = min(a.tk, a.K - i * a.tk) - k0;  // valid k in this chunk
+      const T* ga = a_g + int64_t(i) * a.tk + k0;
+      const bool a_c_ok = a_c * 8 < k_left;
 #pragma unroll
-      for (int v = tid; v < C::kBM * 8; v += NT) {
-        const int row = v / 8, c = v % 8;
-        const bool ok = row < rows_valid && k0 + c * 8 < k_ext;
-        cp_async16(sA + wgmma::sw128_offset(row, c), ok ? ga + int64_t(row) * a.K + c * 8 : gA, ok);
+      for (int u = 0; u < kAPer; ++u) {
+        const bool ok = a_c_ok && a_row + u * kARowStep < rows_valid;
+        cp_async16(sbase + a_soff + u * kARowStep * 128, ok ? ga + u * a_gstep : gA, ok);
       }
-      for (int j = 0; j < nj_valid; ++j) {
-        T* sU = reinterpret_cast<T*>(base + C::kUOffset + j * C::kUBytes);
-        const T* gu = gU + (a.shared_u ? int64_t(0) : tile(i, j) * a.tk * a.r) + int64_t(k0) * a.r;
-        for (int v = tid; v < 64 * (kR / 8); v += NT) {
-          const int row = v / (kR / 8), c = v % (kR / 8);
-          const bool ok = k0 + row < k_ext && c * 8 < a.r;
-          cp_async16(sU + wgmma::sw128_offset(row, c), ok ? gu + int64_t(row) * a.r + c * 8 : gU, ok);
+      if (u_thread) {
+#pragma unroll
+        for (int j = 0; j < kNJ; ++j) {
+          if (j >= nj_valid) break;
+          const T* gu = gU + (a.shared_u ? int64_t(0) : tile(i, j) * a.tk * a.r) + int64_t(k0) * a.r + u_goff;
+#pragma unroll
+          for (int u = 0; u < kUPer; ++u) {
+            const bool ok = u_c_ok && u_row + u * kURowStep < k_left;
+            cp_async16(sbase + C::kUOffset + j * C::kUBytes + u_soff + u * kURowStep * 128,
+                       ok ? gu + int64_t(u * kURowStep) * a.r : gU, ok);
+          }
         }
       }
-      if (k0 + 64 < k_ext) return;
-      for (int j = 0; j < nj_valid; ++j) {
-        const T* gv = gV + tile(i, j) * a.r * a.tn;
-        const int cols = a.N - (jb + j) * a.tn;  // columns of this tile inside N (may exceed tn)
-        for (int v = tid; v < kR * (C::kTN / 8); v += NT) {
-          const int row = v / (C::kTN / 8), c = v % (C::kTN / 8), h = c / 8;
-          T* sV = reinterpret_cast<T*>(base + C::kVOffset + (j * kH + h) * C::kVAtomBytes);
-          const bool ok = row < a.r && c * 8 < cols;
-          cp_async16(sV + wgmma::sw128_offset(row, c % 8), ok ? gv + int64_t(row) * a.tn + c * 8 : gV, ok);
+      if (k_left > 64) return;
+#pragma unroll
+      for (int j = 0; j < kNJ; ++j) {
+        if (j >= nj_valid) break;
+        const T* gv = gV + tile(i, j) * a.r * a.tn + v_goff;
+        const bool c_ok = v_c * 8 < a.N - (jb + j) * a.tn;  // columns of tile jb + j inside N
+#pragma unroll
+        for (int u = 0; u < kVPer; ++u) {
+          const bool ok = c_ok && v_row + u * kVRowStep < a.r;
+          cp_async16(sbase + C::kVOffset + j * kH * C::kVAtomBytes + v_soff + u * kVRowStep * 128,
+                     ok ? gv + int64_t(u * kVRowStep) * a.tn : gV, ok);
         }
       }
     };
