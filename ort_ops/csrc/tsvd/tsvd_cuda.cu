@@ -176,7 +176,7 @@ bool wgmma_fits(const TsvdProblem& p, DType dtype) {
 }
 
 bool wgmma_preferred(const TsvdProblem& p) {
-  return 4 * p.rank >= p.tn && p.M >= (p.N >= kWideN ? kWgmmaMinMWide : kWgmmaMinM);
+  return 8 * p.rank >= p.tn && p.M >= kWgmmaMinM;
 }
 
 // Geometry of the two-stage path (tsvd_cuda_gemm.cuh) without the pointers.

@@ -227,10 +227,9 @@ constexpr int64_t kTCapBytes = int64_t(128) << 20;
 constexpr int kGemmCfg = 1;
 
 // Fused Hopper kernel (Path::kWgmma) from this M on, where it applies (wgmma_fits).
-// By default only where it was measured faster than the two-stage path (H200, docs/tsvd_cuda.md,
-// "Fourth session"): compression <= 2 (4 r >= tn), from M = 1024 on, or M = 256 when N >= kWideN.
-constexpr int64_t kWgmmaMinM = 1024;
-constexpr int64_t kWgmmaMinMWide = 256;
+// By default where it was measured faster than the other paths (H200, docs/tsvd_cuda.md, "Fourth
+// session", run 20): compression <= 4 (8 r >= tn) from M = 256 on.
+constexpr int64_t kWgmmaMinM = 256;
 
 // Deterministic in (problem, dtype, SM count): tsvd_matmul_workspace_bytes and tsvd_matmul agree.
 // sm90a: the fused Hopper kernel can run (built for sm_90a, compute capability 9.0 device).
