@@ -197,14 +197,19 @@ TwoStageArgs two_stage_geometry(const TsvdProblem& p) {
   return g;
 }
 
+// The fused mma.sync kernel's plan: what runs instead of the Hopper kernel when a pointer is not
+// 16-byte aligned, so the Hopper kernel's plan reserves its workspace (the workspace size cannot
+// depend on the pointers).
+static Plan fused_fallback_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& opt) {
+  TsvdOptions fused = opt;
+  fused.path = 1;
+  return make_plan(p, dtype, sms, fused, false);
+}
+
 Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& opt, bool sm90a) {
   const bool by_m = opt.wgmma_min_m >= 0 ? p.M >= opt.wgmma_min_m : wgmma_preferred(p);
   if (sm90a && wgmma_fits(p, dtype) && (opt.path == 3 || (opt.path == 0 && by_m))) {
-    // The workspace is that of the fused mma.sync kernel, which runs instead when a pointer is not
-    // 16-byte aligned (the workspace size cannot depend on the pointers).
-    TsvdOptions fused = opt;
-    fused.path = 1;
-    Plan plan = make_plan(p, dtype, sms, fused, false);
+    Plan plan = fused_fallback_plan(p, dtype, sms, opt);
     plan.path = Path::kWgmma;
     plan.threads = 256;
     return plan;
@@ -307,11 +312,8 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
   if (p.M == 0) return cudaSuccess;
   const DeviceInfo dev = device_info();
   Plan plan = make_plan(p, dtype, dev.sms, opt, runs_sm90a(dev));
-  if (plan.path == Path::kWgmma && !(aligned16(A) && aligned16(U) && aligned16(V))) {
-    TsvdOptions fused = opt;
-    fused.path = 1;
-    plan = make_plan(p, dtype, dev.sms, fused, false);
-  }
+  if (plan.path == Path::kWgmma && !(aligned16(A) && aligned16(U) && aligned16(V)))
+    plan = fused_fallback_plan(p, dtype, dev.sms, opt);
   plan.pdl = dev.cc_major >= 9;
   if (plan.workspace > 0 && workspace == nullptr) return cudaErrorInvalidValue;
   if (plan.path == Path::kTwoStage) {

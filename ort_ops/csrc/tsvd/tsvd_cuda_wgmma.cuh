@@ -24,7 +24,7 @@ namespace ortops::cuda::tsvd {
 template <typename T, class C>
 __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a) {
   if constexpr (!wgmma::kHasWgmma) {
-    __trap();  // host dispatch (wgmma_path_ok) launches this only where the sm_90a code exists
+    __trap();  // the host (runs_sm90a, tsvd_cuda.cu) launches this only where the sm_90a code exists
   } else {
     using Op = Mma<T>;
     constexpr int kR = C::kR, kNJ = C::kNJ, kH = C::kTN / 64, ST = C::kStages, NT = C::kThreads;
