@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/ncu_out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 SECTIONS=(--section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis
-          --section Occupancy --section SchedulerStats --section WarpStateStats --section LaunchStats)
+          --section Occupancy --section SchedulerStats --section WarpStateStats --section LaunchStats
+          ${EXTRA_SECTIONS:-})  # e.g. "--section SourceCounters --section InstructionStats"
 CASES=${CASES:-"tsvd 4096 4096 1024 4 128 2
 tsvd 4096 4096 1 4 128 0
 attention 1 4096 8 first

@@ -97,6 +97,8 @@ def main():
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--shim", default=SHIM, help="launcher build to time (A/B of kernel versions)")
     ap.add_argument("--label", default="", help="suffix of the JSON file name")
+    ap.add_argument("--ab-shim", default=None,
+                    help="a second launcher build, timed row by row beside --shim as variant 'base' (A/B in one run)")
     ap.add_argument("--large", action="store_true", help="large-M grid, fused vs two-stage variants")
     ap.add_argument("--variants", choices=["none", "large", "small", "hopper"], default=None,
                     help="variants timed beside the default (default: large with --large, else none)")
@@ -112,6 +114,7 @@ def main():
     vsel = args.variants or ("large" if args.large else "none")
     variant_list = {"none": [], "large": VARIANTS, "small": SMALL_VARIANTS, "hopper": HOPPER_VARIANTS}[vsel]
     lib = load_shim(args.shim)
+    lib_base = load_shim(args.ab_shim) if args.ab_shim else None
     dev = "cuda"
     torch.manual_seed(0)
     props = torch.cuda.get_device_properties(0)
@@ -161,6 +164,24 @@ def main():
                             raise RuntimeError(f"tsvd launcher: CUDA error {rc}")
                     t_ts, all_t = time_graph([lambda U=U, V=V: call(U, V) for U, V in facs])
                     variants = {}
+                    if lib_base is not None:  # the other build's default launcher, same inputs
+                        wsb_b = lib_base.ortops_test_tsvd_workspace_bytes(1, M, K, N, Tk, Tn, t, t, r, 0, 0)
+                        ws_b = torch.empty(max(wsb_b, 16), device=dev, dtype=torch.uint8)
+
+                        def bcall(U, V):
+                            rc = lib_base.ortops_test_tsvd_ws(1, A.data_ptr(), U.data_ptr(), V.data_ptr(), None,
+                                                              Y.data_ptr(), M, K, N, Tk, Tn, t, t, r, 0, 0,
+                                                              ws_b.data_ptr(), stream_ptr())
+                            if rc != 0:
+                                raise RuntimeError(f"tsvd launcher (base): CUDA error {rc}")
+                        bt, _ = time_graph([lambda U=U, V=V: bcall(U, V) for U, V in facs])
+                        U0, V0 = facs[0]
+                        bcall(U0, V0)
+                        Wb = torch.einsum("ijkr,ijrn->ikjn", U0.float(), V0.float()).reshape(Tk * t, Tn * t)[:K, :N]
+                        refb = A.float() @ Wb
+                        variants["base"] = dict(us=bt * 1e6, ws_MB=wsb_b / 1e6,
+                                                rel_err=((Y.float() - refb).norm() / refb.norm()).item())
+                        del ws_b
                     for vname, vpath, vcap, vcfg, vpdl, vmask, vps, vsum, vmin, vmax in variant_list:
                         if not vmin <= M <= vmax:
                             continue  # fused at M = 8192: ~1-4 ms (docs/tsvd_cuda.md, run 3)

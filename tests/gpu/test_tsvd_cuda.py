@@ -159,7 +159,8 @@ def check_case(shape, lead, dtype, rng, path=None, cap=-1, cfg=-1, misalign_a=Fa
 # (K, N, tk, tn, r, shared U, bias): every shape fits it (tile 128 / 256, r <= 64 and a multiple of 8,
 # K and tk multiples of 8, V per tile). Partial tile rows whose last k chunk is short (tk 96, 200,
 # K 264), partial tile columns and a CTA with one of its two tiles past N (N 640, 1000), ranks
-# padded to 16 / 32 / 64 (8, 24, 40, 48), shared U.
+# padded to 16 / 32 / 64 (8, 24, 40, 48), shared U; tile rows of one k chunk (tk 64, 32) and a single
+# tile row (K 96).
 WGMMA_SHAPES = [
     (1024, 1024, 128, 128, 16, False, True),
     (1000, 1000, 128, 128, 24, False, True),
@@ -168,6 +169,10 @@ WGMMA_SHAPES = [
     (600, 520, 200, 256, 32, True, True),
     (512, 384, 128, 128, 8, False, True),
     (264, 256, 128, 128, 48, False, False),
+    # One k chunk per tile row (tk <= 64: every step starts a row), and a single tile row.
+    (512, 640, 64, 128, 32, False, True),
+    (320, 512, 32, 256, 64, True, False),
+    (96, 384, 128, 128, 16, False, True),
 ]
 WGMMA_MS = [(1,), (130,), (3, 100), (1000,)]
 PATH_WGMMA = 5  # tsvd::Path::kWgmma
