@@ -15,6 +15,11 @@
 #include "tsvd/tsvd_cuda_internal.h"
 #include "tsvd/tsvd_cuda_traits.h"
 
+// Build-time switch for the ORT-level A/B of the eager split-sum policy (tsvd_matmul_ex).
+#ifndef ORTOPS_TSVD_SPLIT_SUM_EAGER
+#define ORTOPS_TSVD_SPLIT_SUM_EAGER 0
+#endif
+
 namespace ortops::cuda {
 namespace tsvd {
 namespace {
@@ -354,7 +359,7 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
   // Off by default: graph-timed on the H200 the in-kernel sum was 1-43% slower than the finalize
   // kernel in all 24 rows at M <= 16 (docs/tsvd_cuda.md, run 3), and its eager gain through ORT is
   // not yet A/B'd in one run. Opt in with TsvdOptions::split_sum = 1. (fp32 never splits.)
-  constexpr bool kInKernelSplitSumWhenEager = false;
+  constexpr bool kInKernelSplitSumWhenEager = ORTOPS_TSVD_SPLIT_SUM_EAGER;
   a.counters = nullptr;
   const bool in_kernel = opt.split_sum > 0 ||
                          (opt.split_sum < 0 && kInKernelSplitSumWhenEager && !stream_is_capturing(stream));

@@ -39,7 +39,10 @@ struct TcConfig {
 // recomputed per warp: 16 x tk x r per tile, cheap next to loading the tile); long k chunks.
 // Two stages: a 4-stage ring (72 KB) left 3 CTAs per SM instead of 5 and the split grid ran in
 // two waves: 4096 x 14336, M = 1, c = 4: 22.1 us against 16.3 us with two stages (H200).
-using SmallCfg = TcConfig<1, 4, 1, 128, 128, 24, 4>;
+#ifndef ORTOPS_TSVD_SMALL_BUDGET_KB
+#define ORTOPS_TSVD_SMALL_BUDGET_KB 24  // benchmark A/B builds only
+#endif
+using SmallCfg = TcConfig<1, 4, 1, 128, 128, ORTOPS_TSVD_SMALL_BUDGET_KB, 4>;
 // 17 <= M <= 256: 64-row blocks, so small batches still spread over the SMs.
 using MediumCfg = TcConfig<4, 2, 1, 128, 64, 100, 2>;
 // Large M: 128 x 128 output blocks, warp tile 32 x 64 (2 m16 fragments reuse each B fragment);

@@ -70,42 +70,74 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a
     const uint32_t v_soff = uint32_t((v_c / 8) * C::kVAtomBytes) + uint32_t(wgmma::sw128_offset(v_row, v_c % 8)) * 2;
     const int64_t v_goff = int64_t(v_row) * a.tn + v_c * 8;
 
-    // Loads of step (i, kc) into ring slot b; V_ij too on the last chunk of tile row i.
-    auto issue = [&](int i, int kc, int b) {
+    uint32_t a_rows_ok = 0;  // this thread's A copies inside M (rows past M are zero-filled)
+#pragma unroll
+    for (int u = 0; u < kAPer; ++u) a_rows_ok |= uint32_t(a_row + u * kARowStep < rows_valid) << u;
+    const int64_t u_gstep = int64_t(kURowStep) * a.r;
+
+    // The CTAs of one row block start their walk over the tile rows at different rows, so they do
+    // not all read the same A chunk at once (measured neutral on the H200: L2 lines are not the limit).
+    const int i0 = int(int64_t(blockIdx.x) * a.used_rows / gridDim.x);
+    auto row_of = [&](int t) { return t + i0 < a.used_rows ? t + i0 : t + i0 - a.used_rows; };
+    auto k_extent = [&](int i) { return min(a.tk, a.K - i * a.tk); };
+
+    // Load cursor: walk position, the tile row, the valid k from the next chunk on, and this
+    // thread's sources at that chunk. Set once per tile row and advanced by a chunk per step, so
+    // a step's copies cost an add and a predicate each (the per-step offset products and row
+    // arithmetic were most of the ~300 instructions a warp issued per step).
+    int ld_t = 0, ld_i = row_of(0), ld_left = k_extent(ld_i);
+    const T* ld_a = a_g + int64_t(ld_i) * a.tk;
+    const T* ld_u[kNJ];
+    auto u_sources = [&](int i) {
+#pragma unroll
+      for (int j = 0; j < kNJ; ++j) ld_u[j] = gU + (a.shared_u ? int64_t(0) : tile(i, j) * a.tk * a.r) + u_goff;
+    };
+    u_sources(ld_i);
+
+    // Loads of the load cursor's step into ring slot b (V_ij too on the last chunk of tile row i),
+    // then the cursor moves on by one chunk.
+    auto issue = [&](int b) {
       const uint32_t sbase = smem0 + uint32_t(b * C::kStageBytes);
-      const int k0 = kc * 64, k_left = min(a.tk, a.K - i * a.tk) - k0;  // valid k in this chunk
-      const T* ga = a_g + int64_t(i) * a.tk + k0;
-      const bool a_c_ok = a_c * 8 < k_left;
+      const bool a_c_ok = a_c * 8 < ld_left;
 #pragma unroll
       for (int u = 0; u < kAPer; ++u) {
-        const bool ok = a_c_ok && a_row + u * kARowStep < rows_valid;
-        cp_async16(sbase + a_soff + u * kARowStep * 128, ok ? ga + u * a_gstep : gA, ok);
+        const bool ok = a_c_ok && ((a_rows_ok >> u) & 1u);
+        cp_async16(sbase + a_soff + u * kARowStep * 128, ok ? ld_a + u * a_gstep : gA, ok);
       }
       if (u_thread) {
 #pragma unroll
         for (int j = 0; j < kNJ; ++j) {
           if (j >= nj_valid) break;
-          const T* gu = gU + (a.shared_u ? int64_t(0) : tile(i, j) * a.tk * a.r) + int64_t(k0) * a.r + u_goff;
 #pragma unroll
           for (int u = 0; u < kUPer; ++u) {
-            const bool ok = u_c_ok && u_row + u * kURowStep < k_left;
+            const bool ok = u_c_ok && u_row + u * kURowStep < ld_left;
             cp_async16(sbase + C::kUOffset + j * C::kUBytes + u_soff + u * kURowStep * 128,
-                       ok ? gu + int64_t(u * kURowStep) * a.r : gU, ok);
+                       ok ? ld_u[j] + u * u_gstep : gU, ok);
           }
         }
       }
-      if (k_left > 64) return;
+      if (ld_left <= 64) {  // the row's last chunk: V_ij rides with it
 #pragma unroll
-      for (int j = 0; j < kNJ; ++j) {
-        if (j >= nj_valid) break;
-        const T* gv = gV + tile(i, j) * a.r * a.tn + v_goff;
-        const bool c_ok = v_c * 8 < a.N - (jb + j) * a.tn;  // columns of tile jb + j inside N
+        for (int j = 0; j < kNJ; ++j) {
+          if (j >= nj_valid) break;
+          const T* gv = gV + tile(ld_i, j) * a.r * a.tn + v_goff;
+          const bool c_ok = v_c * 8 < a.N - (jb + j) * a.tn;  // columns of tile jb + j inside N
 #pragma unroll
-        for (int u = 0; u < kVPer; ++u) {
-          const bool ok = c_ok && v_row + u * kVRowStep < a.r;
-          cp_async16(sbase + C::kVOffset + j * kH * C::kVAtomBytes + v_soff + u * kVRowStep * 128,
-                     ok ? gv + int64_t(u * kVRowStep) * a.tn : gV, ok);
+          for (int u = 0; u < kVPer; ++u) {
+            const bool ok = c_ok && v_row + u * kVRowStep < a.r;
+            cp_async16(sbase + C::kVOffset + j * kH * C::kVAtomBytes + v_soff + u * kVRowStep * 128,
+                       ok ? gv + int64_t(u * kVRowStep) * a.tn : gV, ok);
+          }
         }
+        if (++ld_t < a.used_rows) {
+          ld_i = row_of(ld_t), ld_left = k_extent(ld_i);
+          ld_a = a_g + int64_t(ld_i) * a.tk;
+          u_sources(ld_i);
+        }
+      } else {
+        ld_left -= 64, ld_a += 64;
+#pragma unroll
+        for (int j = 0; j < kNJ; ++j) ld_u[j] += 64 * a.r;
       }
     };
 
@@ -116,32 +148,27 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a
     float y[kNJ][kH][32];             // Y block, fp32: 64 rows x 256 columns per warpgroup
     uint32_t zf[kZfSets][kR / 16][4];  // Z_ij rounded: the A fragments of stage 2
 
+    // Operand descriptors of ring slot 0; a slot, k step, tile or V atom adds its byte offset / 16
+    // to the start-address field (shared addresses stay below its 256 KB range).
+    const uint64_t desc_a0 = wgmma::sw128_desc(smem0 + wg * 8192);
+    const uint64_t desc_u0 = wgmma::sw128_desc(smem0 + C::kUOffset);
+    const uint64_t desc_v0 = wgmma::sw128_desc(smem0 + C::kVOffset);
+
     // Ring: kLead steps are loaded ahead. Lazy (3+ slots): a step's products may still run while
     // the next step starts; the slot refilled at step s is that of step s - 2, whose products are
     // done once at most one commit group (step s - 1's last) is pending.
     constexpr bool kLazy = ST >= 3;
     constexpr int kLead = kLazy ? ST - 2 : ST - 1;
     ptx::griddep_wait();  // A, U, V may be written by the previous kernel
-    // The CTAs of one row block start their walk over the tile rows at different rows, so they do
-    // not all read the same A chunk at once (measured neutral on the H200: L2 lines are not the limit).
-    const int i0 = int(int64_t(blockIdx.x) * a.used_rows / gridDim.x);
-    auto row_of = [&](int t) { return t + i0 < a.used_rows ? t + i0 : t + i0 - a.used_rows; };
-    int ld_t = 0, ld_kc = 0;  // cursor of the next load: position in the walk, k chunk
-    auto advance = [&](int& t, int& kc) {
-      if (++kc * 64 >= min(a.tk, a.K - row_of(t) * a.tk)) kc = 0, ++t;
-    };
 #pragma unroll
     for (int p = 0; p < kLead; ++p) {
-      if (p < steps) {
-        issue(row_of(ld_t), ld_kc, p);
-        advance(ld_t, ld_kc);
-      }
+      if (p < steps) issue(p);
       cp_async_commit();
     }
 
-    int ct = 0, ckc = 0;  // cursor of the step computed
+    int c_rows = 0, c_kc = 0, c_left = k_extent(row_of(0));  // compute cursor: rows done, chunk, valid k left
+    int b = 0, b_load = kLead % ST;                // ring slots of the step computed and of the next load
     for (int s = 0; s < steps; ++s) {
-      const int b = s % ST;
       if constexpr (kLazy) {
         wgmma::wait<1>();
       } else {
@@ -150,24 +177,20 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a
       cp_async_wait<kLead - 1>();  // step s has landed (this thread's copies)
       wgmma::fence_proxy_async();
       __syncthreads();  // ... for every thread, and the slot refilled next is free in every warpgroup
-      if (s + kLead < steps) {
-        issue(row_of(ld_t), ld_kc, (s + kLead) % ST);
-        advance(ld_t, ld_kc);
-      }
+      if (s + kLead < steps) issue(b_load);
       cp_async_commit();
+      b_load = b_load + 1 == ST ? 0 : b_load + 1;
 
-      const uint32_t sa = smem0 + uint32_t(b * C::kStageBytes);
-      const int k_ext = min(a.tk, a.K - row_of(ct) * a.tk);
-      const bool last = (ckc + 1) * 64 >= k_ext;
+      const uint64_t slot = uint64_t(b) * (C::kStageBytes >> 4);
+      const bool last = c_left <= 64;
       wgmma::fence();
 #pragma unroll
       for (int j = 0; j < kNJ; ++j) {
         if (j >= nj_valid) break;
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks)
-          wgmma::mma_m64nNk16_ss<T, kR, 1>(z[j], wgmma::sw128_desc(sa + wg * 8192 + ks * 32),
-                                          wgmma::sw128_desc(sa + C::kUOffset + j * C::kUBytes + ks * 2048),
-                                          ckc > 0 || ks > 0);
+          wgmma::mma_m64nNk16_ss<T, kR, 1>(z[j], desc_a0 + slot + ks * 2,
+                                          desc_u0 + slot + (j * C::kUBytes + ks * 2048) / 16, c_kc > 0 || ks > 0);
       }
       wgmma::commit();
       if (last) {
@@ -190,18 +213,20 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a
 #pragma unroll
             for (int q = 0; q < kR / 16; ++q)
               wgmma::mma_m64n64k16_rs<T, 1>(y[j][h], f[q],
-                                            wgmma::sw128_desc(sa + C::kVOffset + (j * kH + h) * C::kVAtomBytes + q * 2048),
-                                            ct > 0 || q > 0);
+                                            desc_v0 + slot + ((j * kH + h) * C::kVAtomBytes + q * 2048) / 16,
+                                            c_rows > 0 || q > 0);
           if (kZfSets == 1 && j + 1 < nj_valid) {  // one fragment set: the next tile rewrites it
             wgmma::commit();
             wgmma::wait<0>();
           }
         }
         wgmma::commit();
-        ++ct, ckc = 0;
+        if (++c_rows < a.used_rows) c_left = k_extent(row_of(c_rows));
+        c_kc = 0;
       } else {
-        ++ckc;
+        c_left -= 64, ++c_kc;
       }
+      b = b + 1 == ST ? 0 : b + 1;
     }
     wgmma::wait<0>();
     cp_async_wait<0>();
