@@ -214,9 +214,24 @@ static Plan fused_fallback_plan(const TsvdProblem& p, DType dtype, int sms, cons
 Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& opt, bool sm90a) {
   const bool by_m = opt.wgmma_min_m >= 0 ? p.M >= opt.wgmma_min_m : wgmma_preferred(p);
   if (sm90a && wgmma_fits(p, dtype) && (opt.path == 3 || (opt.path == 0 && by_m))) {
-    Plan plan = fused_fallback_plan(p, dtype, sms, opt);
+    const Plan fallback = fused_fallback_plan(p, dtype, sms, opt);
+    Plan plan;
     plan.path = Path::kWgmma;
     plan.threads = 256;
+    // One CTA per SM (128 rows x 256 columns each). A grid short of the SMs (M up to a few
+    // hundred rows) splits the tile rows over grid.z as far as whole waves allow, each split
+    // adding its fp32 partial that the finalize kernel sums, while that traffic stays near the L2
+    // size (at M = 256, N = 4096 a split's partial is 4 MB written and read back).
+    const int64_t used_rows = p.used_tile_rows();
+    const int64_t ctas = (p.used_tile_cols() * p.tn + 255) / 256 * ((p.M + 127) / 128);
+    int64_t want = std::min<int64_t>(std::max<int64_t>(sms / std::max<int64_t>(ctas, 1), 1), used_rows);
+    const int64_t per_split = 2 * p.M * p.N * 4;
+    while (want > 1 && want * per_split > kWgmmaPartialBytes) --want;
+    if (opt.wgmma_splits > 0) want = std::min<int64_t>(opt.wgmma_splits, used_rows);
+    plan.rows_per_split = int((used_rows + want - 1) / want);
+    plan.splits = int((used_rows + plan.rows_per_split - 1) / plan.rows_per_split);
+    const size_t partial = plan.splits > 1 ? size_t(plan.splits) * size_t(p.M) * size_t(p.N) * sizeof(float) : 0;
+    plan.workspace = std::max(fallback.workspace, partial);  // a misaligned call runs the fallback
     return plan;
   }
   Plan plan;
@@ -380,18 +395,18 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
   a.rows_per_split = plan.rows_per_split, a.splits = plan.splits;
   a.n_rc = plan.n_rc;
 
-  if (plan.path == Path::kWgmma)
-    return dtype == DType::kFloat16 ? launch_wgmma_fp16(a, stream, plan.pdl) : launch_wgmma_bf16(a, stream, plan.pdl);
   cudaError_t err;
-  switch (dtype) {
-    case DType::kFloat32: {
-      const dim3 grid(unsigned(plan.col_chunks), unsigned(plan.row_blocks), 1);
-      tsvd_simt_kernel<<<grid, SimtCfg::kThreads, 0, stream>>>(a);
-      return cudaGetLastError();
-    }
-    case DType::kFloat16: err = launch_tc_fp16(plan, a, stream); break;
-    case DType::kBFloat16: err = launch_tc_bf16(plan, a, stream); break;
-    default: return cudaErrorInvalidValue;
+  if (dtype == DType::kFloat32) {
+    const dim3 grid(unsigned(plan.col_chunks), unsigned(plan.row_blocks), 1);
+    tsvd_simt_kernel<<<grid, SimtCfg::kThreads, 0, stream>>>(a);
+    return cudaGetLastError();
+  } else if (dtype != DType::kFloat16 && dtype != DType::kBFloat16) {
+    return cudaErrorInvalidValue;
+  } else if (plan.path == Path::kWgmma) {
+    a.counters = nullptr;  // its splits are always added up by the finalize kernel
+    err = dtype == DType::kFloat16 ? launch_wgmma_fp16(a, stream, plan.pdl) : launch_wgmma_bf16(a, stream, plan.pdl);
+  } else {
+    err = dtype == DType::kFloat16 ? launch_tc_fp16(plan, a, stream) : launch_tc_bf16(plan, a, stream);
   }
   if (err != cudaSuccess || plan.splits == 1 || a.counters != nullptr) return err;
   const int64_t total = p.M * p.N;

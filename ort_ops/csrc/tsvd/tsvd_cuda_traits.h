@@ -175,6 +175,7 @@ struct TsvdOptions {
   int ctas_per_sm = -1;            // fused kernel: CTAs per SM the tile-row split aims at (< 1: per config)
   int split_sum = -1;              // split sums: < 0 the default (tsvd_cuda.cu), 0 finalize kernel, 1 in-kernel
   int64_t wgmma_min_m = -1;        // < 0: wgmma_preferred decides; else the Hopper kernel from this M on where it fits
+  int wgmma_splits = -1;           // Hopper kernel: tile-row splits (< 1: by the grid size, make_plan)
 };
 
 // Everything the kernels need, by value (one __grid_constant__-sized block of scalars).
@@ -233,6 +234,8 @@ constexpr int kGemmCfg = 1;
 // By default where it was measured faster than the other paths (H200, docs/tsvd_cuda.md, "Fourth
 // session", run 20): compression <= 4 (8 r >= tn) from M = 256 on.
 constexpr int64_t kWgmmaMinM = 256;
+// Cap on the Hopper kernel's fp32 split partials, written and read back (about the L2 size).
+constexpr int64_t kWgmmaPartialBytes = int64_t(64) << 20;
 
 // Deterministic in (problem, dtype, SM count): tsvd_matmul_workspace_bytes and tsvd_matmul agree.
 // sm90a: the fused Hopper kernel can run (built for sm_90a, compute capability 9.0 device).

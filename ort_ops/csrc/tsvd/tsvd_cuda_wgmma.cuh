@@ -41,9 +41,14 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a
     const T* gA = static_cast<const T*>(a.A) + m0 * a.K;
     const T* gU = static_cast<const T*>(a.U);
     const T* gV = static_cast<const T*>(a.V);
+    // Tile rows [i_begin, i_end) of this CTA's split (grid.z; one split unless the grid would be
+    // too small for the SMs: then each split writes fp32 partials that the finalize kernel adds).
+    const int i_begin = blockIdx.z * a.rows_per_split;
+    const int n_rows = min(a.used_rows, i_begin + a.rows_per_split) - i_begin;
     const int chunks_full = (a.tk + 63) / 64;
+    const bool has_last = i_begin + n_rows == a.used_rows;  // the partial last tile row, if any, is here
     const int k_last = a.K - (a.used_rows - 1) * a.tk;
-    const int steps = (a.used_rows - 1) * chunks_full + (k_last + 63) / 64;
+    const int steps = (n_rows - has_last) * chunks_full + (has_last ? (k_last + 63) / 64 : 0);
 
     auto tile = [&](int i, int j) { return int64_t(i) * a.Tn + jb + j; };
     // Each thread's copies keep their row and 16-byte chunk from step to step (thread count and
@@ -77,8 +82,8 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a
 
     // The CTAs of one row block start their walk over the tile rows at different rows, so they do
     // not all read the same A chunk at once (measured neutral on the H200: L2 lines are not the limit).
-    const int i0 = int(int64_t(blockIdx.x) * a.used_rows / gridDim.x);
-    auto row_of = [&](int t) { return t + i0 < a.used_rows ? t + i0 : t + i0 - a.used_rows; };
+    const int i0 = int(int64_t(blockIdx.x) * n_rows / gridDim.x);
+    auto row_of = [&](int t) { return i_begin + (t + i0 < n_rows ? t + i0 : t + i0 - n_rows); };
     auto k_extent = [&](int i) { return min(a.tk, a.K - i * a.tk); };
 
     // Load cursor: walk position, the tile row, the valid k from the next chunk on, and this
@@ -129,7 +134,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a
                        ok ? gv + int64_t(u * kVRowStep) * a.tn : gV, ok);
           }
         }
-        if (++ld_t < a.used_rows) {
+        if (++ld_t < n_rows) {
           ld_i = row_of(ld_t), ld_left = k_extent(ld_i);
           ld_a = a_g + int64_t(ld_i) * a.tk;
           u_sources(ld_i);
@@ -221,7 +226,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a
           }
         }
         wgmma::commit();
-        if (++c_rows < a.used_rows) c_left = k_extent(row_of(c_rows));
+        if (++c_rows < n_rows) c_left = k_extent(row_of(c_rows));
         c_kc = 0;
       } else {
         c_left -= 64, ++c_kc;
@@ -234,9 +239,11 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a
 
     // Epilogue: warp w of the warpgroup holds rows 16w + g and 16w + g + 8; element 4·n8 + e of
     // y[j][h] is column 64h + 8·n8 + 2·t4 + (e & 1) of tile jb + j.
+    // With splits: this split's fp32 partial, bias added by the finalize kernel.
     const int g = lane >> 2, t2 = (lane & 3) * 2;
     const T* bias = static_cast<const T*>(a.bias);
     T* Y = static_cast<T*>(a.Y);
+    float* P = a.partial ? a.partial + int64_t(blockIdx.z) * a.M * a.N : nullptr;
 #pragma unroll
     for (int j = 0; j < kNJ; ++j) {
       if (j >= nj_valid) break;
@@ -248,13 +255,25 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a
           const int col = 64 * h + 8 * n8 + t2;
           const int64_t n = int64_t(jb + j) * a.tn + col;
           const bool ok0 = col < a.tn && n < a.N, ok1 = col + 1 < a.tn && n + 1 < a.N;
-          const float b0 = bias && ok0 ? Op::to_float(bias[n]) : 0.f, b1 = bias && ok1 ? Op::to_float(bias[n + 1]) : 0.f;
+          const bool with_bias = bias && !P;
+          const float b0 = with_bias && ok0 ? Op::to_float(bias[n]) : 0.f;
+          const float b1 = with_bias && ok1 ? Op::to_float(bias[n + 1]) : 0.f;
 #pragma unroll
           for (int e2 = 0; e2 < 2; ++e2) {
             const int row = 64 * wg + 16 * warp_in_wg + g + 8 * e2;
             if (row >= rows_valid) continue;
-            store_pair(Y + (m0 + row) * a.N + n, y[j][h][4 * n8 + 2 * e2] + b0, y[j][h][4 * n8 + 2 * e2 + 1] + b1, ok0,
-                       ok1);
+            const float y0 = y[j][h][4 * n8 + 2 * e2] + b0, y1 = y[j][h][4 * n8 + 2 * e2 + 1] + b1;
+            if (P) {
+              float* p = P + (m0 + row) * a.N + n;
+              if (ok1 && (reinterpret_cast<uintptr_t>(p) & 7) == 0) {
+                __stcg(reinterpret_cast<float2*>(p), make_float2(y0, y1));
+              } else {
+                if (ok0) __stcg(p, y0);
+                if (ok1) __stcg(p + 1, y1);
+              }
+            } else {
+              store_pair(Y + (m0 + row) * a.N + n, y0, y1, ok0, ok1);
+            }
           }
         }
       }
@@ -264,7 +283,8 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a
 
 template <typename T, class C>
 cudaError_t launch_wgmma_cfg(const Args& a, cudaStream_t stream, bool pdl) {
-  const dim3 grid(unsigned((a.used_cols + C::kNJ - 1) / C::kNJ), unsigned((a.M + C::kBM - 1) / C::kBM), 1);
+  const dim3 grid(unsigned((a.used_cols + C::kNJ - 1) / C::kNJ), unsigned((a.M + C::kBM - 1) / C::kBM),
+                  unsigned(a.splits));
   return launch_kernel<tsvd_wgmma_kernel<T, C>>(grid, dim3(C::kThreads), C::kSmemBytes, pdl, stream, a);
 }
 
