@@ -202,18 +202,19 @@ def test_tsvd_wgmma_misaligned_a_falls_back(dtype, rng):
 
 
 def test_tsvd_wgmma_default_policy():
-    """By default the Hopper kernel runs where it was measured faster (docs/tsvd_cuda.md): shapes it
-    fits with compression <= 4 (8 r >= tn), from M = 256; shared V, fp32, smaller M and higher
-    compression keep their paths."""
+    """By default the Hopper kernel runs where it was measured faster (docs/tsvd_cuda.md, run 17):
+    shapes it fits, from M = 128, except compression above 4 (8 r < tn) on wide layers (N >= 8192)
+    below M = 1024; shared V, fp32 and smaller M keep their paths."""
     if not _on_sm90():
         pytest.skip("the Hopper kernel runs on compute capability 9.0 only")
     def q(dt, M, r, sv=0, tn=128, N=4096):
         return lib().ortops_test_tsvd_path(DTYPES[dt][0], M, 4096, N, 32, N // tn, 128, tn, r, 0, sv, 0)
     assert q("float16", 1024, 16) == PATH_WGMMA and q("bfloat16", 8192, 64, tn=256) == PATH_WGMMA
-    assert q("float16", 256, 32, tn=256, N=14336) == PATH_WGMMA
-    assert q("float16", 128, 32) != PATH_WGMMA          # below the threshold
-    assert q("float16", 1024, 8) != PATH_WGMMA          # c = 8: the two-stage path was faster
-    assert q("float16", 1024, 16, tn=256) != PATH_WGMMA
+    assert q("float16", 128, 32) == PATH_WGMMA and q("float16", 256, 32, tn=256, N=14336) == PATH_WGMMA
+    assert q("float16", 64, 32) != PATH_WGMMA           # below the threshold
+    assert q("float16", 1024, 8) == PATH_WGMMA and q("float16", 128, 16, tn=256) == PATH_WGMMA  # c = 8
+    assert q("float16", 256, 8, N=14336) != PATH_WGMMA  # c = 8, wide, M < 1024: the two-stage path
+    assert q("float16", 1024, 8, N=14336) == PATH_WGMMA
     assert q("float16", 1024, 32, sv=1) != PATH_WGMMA   # shared V
     assert q("float16", 1024, 40) == PATH_WGMMA and q("float16", 1024, 36) != PATH_WGMMA  # r % 8
     assert q("float32", 1024, 32) != PATH_WGMMA

@@ -15,11 +15,6 @@
 #include "tsvd/tsvd_cuda_internal.h"
 #include "tsvd/tsvd_cuda_traits.h"
 
-// Build-time switch for the ORT-level A/B of the eager split-sum policy (tsvd_matmul_ex).
-#ifndef ORTOPS_TSVD_SPLIT_SUM_EAGER
-#define ORTOPS_TSVD_SPLIT_SUM_EAGER 0
-#endif
-
 namespace ortops::cuda {
 namespace tsvd {
 namespace {
@@ -181,7 +176,8 @@ bool wgmma_fits(const TsvdProblem& p, DType dtype) {
 }
 
 bool wgmma_preferred(const TsvdProblem& p) {
-  return 8 * p.rank >= p.tn && p.M >= kWgmmaMinM;
+  const bool high_compression = 8 * p.rank < p.tn;  // c > 4 at square tiles
+  return p.M >= kWgmmaMinM && !(high_compression && p.N >= kWideN && p.M < kWgmmaHighCMinM);
 }
 
 // Geometry of the two-stage path (tsvd_cuda_gemm.cuh) without the pointers.
@@ -227,7 +223,6 @@ Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& op
     int64_t want = std::min<int64_t>(std::max<int64_t>(sms / std::max<int64_t>(ctas, 1), 1), used_rows);
     const int64_t per_split = 2 * p.M * p.N * 4;
     while (want > 1 && want * per_split > kWgmmaPartialBytes) --want;
-    if (opt.wgmma_splits > 0) want = std::min<int64_t>(opt.wgmma_splits, used_rows);
     plan.rows_per_split = int((used_rows + want - 1) / want);
     plan.splits = int((used_rows + plan.rows_per_split - 1) / plan.rows_per_split);
     const size_t partial = plan.splits > 1 ? size_t(plan.splits) * size_t(p.M) * size_t(p.N) * sizeof(float) : 0;
@@ -371,10 +366,11 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
   // takes longer than the kernels). Inside a capture the host cost is paid once, so the finalize
   // kernel, which spreads the sums over every SM, is used. Also the finalize kernel when the
   // stream has no counters (first use inside a capture) or there are too many output blocks.
-  // Off by default: graph-timed on the H200 the in-kernel sum was 1-43% slower than the finalize
-  // kernel in all 24 rows at M <= 16 (docs/tsvd_cuda.md, run 3), and its eager gain through ORT is
-  // not yet A/B'd in one run. Opt in with TsvdOptions::split_sum = 1. (fp32 never splits.)
-  constexpr bool kInKernelSplitSumWhenEager = ORTOPS_TSVD_SPLIT_SUM_EAGER;
+  // Off: on the H200 the in-kernel sum was slower both graph-timed (1-43% in all 24 rows at M <= 16,
+  // docs/tsvd_cuda.md, run 3) and eagerly through ORT, where the saved launch was to pay off (the
+  // same library built both ways, one run: slower in all 24 rows, by 1-65%, run 22). Opt in with
+  // TsvdOptions::split_sum = 1. (fp32 never splits.)
+  constexpr bool kInKernelSplitSumWhenEager = false;
   a.counters = nullptr;
   const bool in_kernel = opt.split_sum > 0 ||
                          (opt.split_sum < 0 && kInKernelSplitSumWhenEager && !stream_is_capturing(stream));

@@ -39,10 +39,9 @@ struct TcConfig {
 // recomputed per warp: 16 x tk x r per tile, cheap next to loading the tile); long k chunks.
 // Two stages: a 4-stage ring (72 KB) left 3 CTAs per SM instead of 5 and the split grid ran in
 // two waves: 4096 x 14336, M = 1, c = 4: 22.1 us against 16.3 us with two stages (H200).
-#ifndef ORTOPS_TSVD_SMALL_BUDGET_KB
-#define ORTOPS_TSVD_SMALL_BUDGET_KB 24  // benchmark A/B builds only
-#endif
-using SmallCfg = TcConfig<1, 4, 1, 128, 128, ORTOPS_TSVD_SMALL_BUDGET_KB, 4>;
+// (A 48 KB budget, a third stage at rank chunk 16 with 5 CTAs per SM kept, measured equal: 0.95-1.04x
+// over 36 rows at M 1 and 16, H200 run 17.)
+using SmallCfg = TcConfig<1, 4, 1, 128, 128, 24, 4>;
 // 17 <= M <= 256: 64-row blocks, so small batches still spread over the SMs.
 using MediumCfg = TcConfig<4, 2, 1, 128, 64, 100, 2>;
 // Large M: 128 x 128 output blocks, warp tile 32 x 64 (2 m16 fragments reuse each B fragment);
@@ -175,7 +174,6 @@ struct TsvdOptions {
   int ctas_per_sm = -1;            // fused kernel: CTAs per SM the tile-row split aims at (< 1: per config)
   int split_sum = -1;              // split sums: < 0 the default (tsvd_cuda.cu), 0 finalize kernel, 1 in-kernel
   int64_t wgmma_min_m = -1;        // < 0: wgmma_preferred decides; else the Hopper kernel from this M on where it fits
-  int wgmma_splits = -1;           // Hopper kernel: tile-row splits (< 1: by the grid size, make_plan)
 };
 
 // Everything the kernels need, by value (one __grid_constant__-sized block of scalars).
@@ -230,10 +228,13 @@ constexpr int64_t kTCapBytes = int64_t(128) << 20;
 // k 32 x 4 in every measured row.
 constexpr int kGemmCfg = 1;
 
-// Fused Hopper kernel (Path::kWgmma) from this M on, where it applies (wgmma_fits).
-// By default where it was measured faster than the other paths (H200, docs/tsvd_cuda.md, "Fourth
-// session", run 20): compression <= 4 (8 r >= tn) from M = 256 on.
-constexpr int64_t kWgmmaMinM = 256;
+// Fused Hopper kernel (Path::kWgmma) from this M on, where it applies (wgmma_fits), except for
+// compression above 4 on wide layers below kWgmmaHighCMinM rows (wgmma_preferred). From the H200 A/B
+// in docs/tsvd_cuda.md ("Fifth session", run 17): with its tile-row splits it was 1.2-2.5x faster
+// than the default path at M = 128 and 256, and 1.0-1.5x at c = 8 from M = 1024; the two-stage path
+// stayed 4-18% faster at c = 8 on 4096 x 14336 for M = 128 and 256.
+constexpr int64_t kWgmmaMinM = 128;
+constexpr int64_t kWgmmaHighCMinM = 1024;
 // Cap on the Hopper kernel's fp32 split partials, written and read back (about the L2 size).
 constexpr int64_t kWgmmaPartialBytes = int64_t(64) << 20;
 
