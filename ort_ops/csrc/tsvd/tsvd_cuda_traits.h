@@ -230,9 +230,9 @@ constexpr int kGemmCfg = 1;
 
 // Fused Hopper kernel (Path::kWgmma) from this M on, where it applies (wgmma_fits), except for
 // compression above 4 on wide layers below kWgmmaHighCMinM rows (wgmma_preferred). From the H200 A/B
-// in docs/tsvd_cuda.md ("Fifth session", run 17): with its tile-row splits it was 1.2-2.5x faster
-// than the default path at M = 128 and 256, and 1.0-1.5x at c = 8 from M = 1024; the two-stage path
-// stayed 4-18% faster at c = 8 on 4096 x 14336 for M = 128 and 256.
+// in docs/tsvd_cuda.md ("Fifth session", run 17): with its tile-row splits it was 1.35-3x faster
+// than the previous default at M = 128 and 256, and 1.0-1.5x at c = 8 from M = 1024; the two-stage
+// path stayed 4-18% faster at c = 8 on 4096 x 14336 for M = 128 and 256.
 constexpr int64_t kWgmmaMinM = 128;
 constexpr int64_t kWgmmaHighCMinM = 1024;
 // Cap on the Hopper kernel's fp32 split partials, written and read back (about the L2 size).
