@@ -45,6 +45,17 @@ __device__ __forceinline__ void load_block(T* s, const T* g, int64_t ldg, int va
   }
 }
 
+// Columns n, n + 1 of an fp32 split partial (kept in L2: the finalize kernel reads them next);
+// one 8-byte store where both are valid and aligned.
+__device__ __forceinline__ void store_partial_pair(float* p, float y0, float y1, bool ok0, bool ok1) {
+  if (ok1 && (reinterpret_cast<uintptr_t>(p) & 7) == 0) {
+    __stcg(reinterpret_cast<float2*>(p), make_float2(y0, y1));
+  } else {
+    if (ok0) __stcg(p, y0);
+    if (ok1) __stcg(p + 1, y1);
+  }
+}
+
 // One warp's acc[MF][N8] += A[16·MF rows, 16·KSTEPS] · B[16·KSTEPS, 8·N8 columns], both operands
 // row-major in shared memory: `a` at the warp's first row, `b` at its first column (ldmatrix.x4
 // for A, ldmatrix.x4.trans for B, each B fragment reused by the MF row fragments).
@@ -303,13 +314,7 @@ __global__ void __launch_bounds__(Cfg::kThreads) tsvd_tc_kernel(const Args a) {
         const bool ok0 = cl < v_cols && n < a.N, ok1 = cl + 1 < v_cols && n + 1 < a.N;
         float y0 = acc[f][n8][2 * h], y1 = acc[f][n8][2 * h + 1];
         if (P) {
-          float* p = P + m * a.N + n;
-          if (ok1 && (reinterpret_cast<uintptr_t>(p) & 7) == 0) {
-            __stcg(reinterpret_cast<float2*>(p), make_float2(y0, y1));
-          } else {
-            if (ok0) __stcg(p, y0);
-            if (ok1) __stcg(p + 1, y1);
-          }
+          store_partial_pair(P + m * a.N + n, y0, y1, ok0, ok1);
         } else {
           if (bias) {
             if (ok0) y0 += Op::to_float(bias[n]);

@@ -264,13 +264,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a
             if (row >= rows_valid) continue;
             const float y0 = y[j][h][4 * n8 + 2 * e2] + b0, y1 = y[j][h][4 * n8 + 2 * e2 + 1] + b1;
             if (P) {
-              float* p = P + (m0 + row) * a.N + n;
-              if (ok1 && (reinterpret_cast<uintptr_t>(p) & 7) == 0) {
-                __stcg(reinterpret_cast<float2*>(p), make_float2(y0, y1));
-              } else {
-                if (ok0) __stcg(p, y0);
-                if (ok1) __stcg(p + 1, y1);
-              }
+              store_partial_pair(P + (m0 + row) * a.N + n, y0, y1, ok0, ok1);
             } else {
               store_pair(Y + (m0 + row) * a.N + n, y0, y1, ok0, ok1);
             }
