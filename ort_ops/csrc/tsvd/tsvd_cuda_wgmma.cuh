@@ -20,7 +20,6 @@
 
 namespace ortops::cuda::tsvd {
 
-
 template <typename T, class C>
 __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const Args a) {
   if constexpr (!wgmma::kHasWgmma) {
