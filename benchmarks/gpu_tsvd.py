@@ -77,6 +77,10 @@ HOPPER_VARIANTS = [("wgmma", 3, -1, -1, -1, 3, -1, -1, 1, 1 << 30),
                    ("two", 2, -1, -1, -1, 3, -1, -1, 128, 1 << 30),
                    ("fused_sync", 1, -1, -1, -1, 3, -1, -1, 128, 1 << 30)]
 
+# --variants decode: the fused mma.sync kernel (path 1, the default at M <= 16 before the decode
+# kernel) beside the default (the decode kernel where it fits), in one run.
+DECODE_VARIANTS = [("fused_sync", 1, -1, -1, -1, 3, -1, -1, 1, 16)]
+
 
 def n_sets_for(bytes_per_set):
     if os.environ.get("ORTOPS_BENCH_SETS"):  # experiments: fewer sets keep the weights in L2
@@ -100,7 +104,7 @@ def main():
     ap.add_argument("--ab-shim", default=None,
                     help="a second launcher build, timed row by row beside --shim as variant 'base' (A/B in one run)")
     ap.add_argument("--large", action="store_true", help="large-M grid, fused vs two-stage variants")
-    ap.add_argument("--variants", choices=["none", "large", "small", "hopper"], default=None,
+    ap.add_argument("--variants", choices=["none", "large", "small", "hopper", "decode"], default=None,
                     help="variants timed beside the default (default: large with --large, else none)")
     ap.add_argument("--ms", default=None, help="comma-separated M values (default: the issue's grid)")
     ap.add_argument("--shapes", default=None, help="comma-separated KxN (default: the issue's four)")
@@ -112,7 +116,8 @@ def main():
         shapes = [tuple(int(v) for v in x.split("x")) for x in args.shapes.split(",")]
     combos = LARGE if args.large else [(K, N, M) for K, N in shapes for M in ms]
     vsel = args.variants or ("large" if args.large else "none")
-    variant_list = {"none": [], "large": VARIANTS, "small": SMALL_VARIANTS, "hopper": HOPPER_VARIANTS}[vsel]
+    variant_list = {"none": [], "large": VARIANTS, "small": SMALL_VARIANTS, "hopper": HOPPER_VARIANTS,
+                    "decode": DECODE_VARIANTS}[vsel]
     lib = load_shim(args.shim)
     lib_base = load_shim(args.ab_shim) if args.ab_shim else None
     dev = "cuda"

@@ -14,7 +14,7 @@ flags=(-O3 -std=c++17 --expt-relaxed-constexpr --Werror default-stream-launch -l
        -gencode arch=compute_90a,code=sm_90a -DORTOPS_CUDA_SM90A=1 -I ort_ops/csrc "$@")
 pids=()
 if [[ " $targets " == *" tsvd "* ]]; then
-  srcs="ort_ops/csrc/common/stream_counters.cu ort_ops/csrc/tsvd/tsvd_cuda.cu ort_ops/csrc/tsvd/tsvd_cuda_fp16.cu ort_ops/csrc/tsvd/tsvd_cuda_bf16.cu"
+  srcs="ort_ops/csrc/common/stream_counters.cu ort_ops/csrc/common/tensor_map.cu ort_ops/csrc/tsvd/tsvd_cuda.cu ort_ops/csrc/tsvd/tsvd_cuda_fp16.cu ort_ops/csrc/tsvd/tsvd_cuda_bf16.cu"
   nvcc "${flags[@]}" -shared -Xcompiler -fPIC tests/gpu/tsvd_shim.cu $srcs -o "$out/libtsvd_shim.so" & pids+=($!)
   nvcc "${flags[@]}" tests/gpu/tsvd_sanitize.cu $srcs -o "$out/tsvd_sanitize" & pids+=($!)
 fi

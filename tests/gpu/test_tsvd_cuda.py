@@ -52,15 +52,21 @@ def lib():
         _lib.ortops_test_new_stream.restype = p
         _lib.ortops_test_tsvd_path.argtypes = [i32] + [i64] * 8 + [i32, i32, i32]
         _lib.ortops_test_tsvd_path.restype = i32
+        _lib.ortops_test_tsvd_decode.argtypes = [i32, p, p, p, p, p] + [i64] * 8 + [i32, i32, p]
+        _lib.ortops_test_tsvd_decode.restype = i32
     return _lib
 
 
-def run_tsvd(A, U, V, bias, Y, K, N, Tk, Tn, tk, tn, r, su, sv, code, path=None, cap=-1, cfg=-1):
+def run_tsvd(A, U, V, bias, Y, K, N, Tk, Tn, tk, tn, r, su, sv, code, path=None, cap=-1, cfg=-1, splits=None):
     """path None: the public launcher; 1 fused kernel, 2 two-stage (cap: T workspace bytes, cfg: ring),
-    3 the fused Hopper kernel where it runs and fits (else the fused kernel)."""
+    3 the fused Hopper kernel where it runs and fits (else the fused kernel), 4 the decode kernel
+    likewise (splits: CTAs per cluster, 0 = the launcher's choice)."""
     M = A.numel() // K
     ptr = lambda t: ctypes.c_void_p(t.data_ptr()) if t is not None else None  # noqa: E731
     stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
+    if splits is not None:
+        return lib().ortops_test_tsvd_decode(code, ptr(A), ptr(U), ptr(V), ptr(bias), ptr(Y), M, K, N, Tk, Tn, tk,
+                                             tn, r, int(su), splits, stream)
     if path is None:
         return lib().ortops_test_tsvd(code, ptr(A), ptr(U), ptr(V), ptr(bias), ptr(Y), M, K, N, Tk, Tn, tk, tn, r,
                                       int(su), int(sv), stream)
@@ -114,7 +120,10 @@ def test_tsvd_cuda_forced_path(shape, forced, dtype, rng):
     check_case(shape, lead, dtype, rng, path=path, cap=cap, cfg=cfg)
 
 
-def check_case(shape, lead, dtype, rng, path=None, cap=-1, cfg=-1, misalign_a=False):
+def check_case(shape, lead, dtype, rng, path=None, cap=-1, cfg=-1, misalign_a=False, splits=None,
+               poison_ignored=False):
+    """poison_ignored: the factor entries the contract ignores (U's rows past K in the last tile row,
+    V's columns past N in the last tile column; per-tile factors only) hold Inf / NaN."""
     _, K, N, tk, tn, r, su, sv, with_bias = shape
     code, tdt = DTYPES[dtype]
     Tk, Tn = -(-K // tk), -(-N // tn)
@@ -128,9 +137,15 @@ def check_case(shape, lead, dtype, rng, path=None, cap=-1, cfg=-1, misalign_a=Fa
     U = randn(*((1, 1) if su else (Tk, Tn)), tk, r, scale=tk ** -0.5)
     V = randn(*((1, 1) if sv else (Tk, Tn)), r, tn, scale=r ** -0.5)
     bias = randn(N) if with_bias else None
+    if poison_ignored:
+        k_last, n_last = K - (Tk - 1) * tk, N - (Tn - 1) * tn
+        assert not su and not sv and (k_last < tk or n_last < tn), "nothing to poison"
+        U[Tk - 1, :, k_last:, :] = float("inf")
+        V[:, Tn - 1, :, n_last:] = float("nan")
     Y = torch.full((*lead, N), float("nan"), device=dev, dtype=tdt)
 
-    rc = run_tsvd(A, U, V, bias, Y, K, N, Tk, Tn, tk, tn, r, su, sv, code, path=path, cap=cap, cfg=cfg)
+    rc = run_tsvd(A, U, V, bias, Y, K, N, Tk, Tn, tk, tn, r, su, sv, code, path=path, cap=cap, cfg=cfg,
+                  splits=splits)
     assert rc == 0, f"launcher returned CUDA error {rc}"
 
     to64 = lambda t: t.double().cpu().numpy()  # noqa: E731
@@ -218,6 +233,80 @@ def test_tsvd_wgmma_default_policy():
     assert q("float16", 1024, 32, sv=1) != PATH_WGMMA   # shared V
     assert q("float16", 1024, 40) == PATH_WGMMA and q("float16", 1024, 36) != PATH_WGMMA  # r % 8
     assert q("float32", 1024, 32) != PATH_WGMMA
+
+
+# ---- the decode kernel (M <= 16, sm_90: TMA ring, tile-row splits summed across a cluster; path 4) ----
+# (K, N, tk, tn, r, shared U, bias): tile sides multiples of 64 up to 256, ranks padded to 16 / 32 / 64
+# (the three TMA swizzle spans of U: 32, 64, 128 bytes; r = 8, 24, 40, 48), partial last tile rows
+# (K 1000, 600, 264: U rows past K zeroed in shared memory) and columns (N 1000, 520, 448), tn below
+# the register tile (64, 192), shared U, a single tile row (K 96), and many tile rows (cluster of 8).
+DECODE_SHAPES = [
+    (4096, 1024, 128, 128, 16, False, True),
+    (1000, 1000, 128, 128, 24, False, True),
+    (768, 640, 64, 128, 40, False, False),
+    (512, 768, 256, 256, 64, False, True),
+    (600, 520, 192, 256, 32, True, True),
+    (512, 384, 128, 64, 8, False, True),
+    (264, 448, 128, 192, 48, False, False),
+    (96, 384, 128, 128, 16, False, True),
+]
+DECODE_MS = [(1,), (5,), (16,), (2, 7)]
+PATH_DECODE = 6  # tsvd::Path::kDecode
+
+
+def _decode_id(s):
+    return "K{}N{}t{}x{}r{}{}{}".format(*s[:5], "_su" if s[5] else "", "_bias" if s[6] else "")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("lead", DECODE_MS, ids=lambda m: "M" + "x".join(map(str, m)))
+@pytest.mark.parametrize("shape", DECODE_SHAPES, ids=_decode_id)
+def test_tsvd_decode_matches_float64(shape, lead, dtype, rng):
+    K, N, tk, tn, r, su, with_bias = shape
+    M = int(np.prod(lead))
+    path = lib().ortops_test_tsvd_path(DTYPES[dtype][0], M, K, N, -(-K // tk), -(-N // tn), tk, tn, r, int(su), 0, 4)
+    if _on_sm90():  # elsewhere the forced path falls back to the fused kernel, still checked below
+        assert path == PATH_DECODE, f"the decode kernel was not chosen (path {path})"
+    check_case(((), K, N, tk, tn, r, su, False, with_bias), lead, dtype, rng, path=4)
+
+
+@pytest.mark.parametrize("splits", [1, 2, 3, 5, 8])
+def test_tsvd_decode_cluster_sizes(splits, rng):
+    """Every cluster size, including ones that split the tile rows and the columns unevenly."""
+    check_case(((), 2000, 1000, 128, 128, 16, False, False, True), (9,), "float16", rng, splits=splits)
+    check_case(((), 1100, 700, 64, 256, 32, False, False, True), (16,), "bfloat16", rng, splits=splits)
+
+
+@pytest.mark.parametrize("path", [None, 4, 1, 2, 3])
+@pytest.mark.parametrize("M", [1, 16, 300])
+def test_tsvd_ignored_factor_entries_do_not_leak(path, M, rng):
+    """Inf in U's rows past K and NaN in V's columns past N (entries the contract ignores) leave
+    the output finite and right, on every path."""
+    check_case(((), 1000, 1000, 128, 128, 24, False, False, True), (M,), "float16", rng, path=path,
+               poison_ignored=True)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_tsvd_decode_misaligned_a_falls_back(dtype, rng):
+    """A not 16-byte aligned (no TMA): the launcher takes the fused kernel instead, same answer."""
+    check_case(((), 512, 512, 128, 128, 16, False, False, True), (3,), dtype, rng, path=4, misalign_a=True)
+
+
+def test_tsvd_decode_default_policy():
+    """By default the decode kernel runs for M <= 16 wherever it fits: 16-bit types, V per tile,
+    tile sides multiples of 64 up to 256, r <= 64 a multiple of 8, K % 8 == 0."""
+    if not _on_sm90():
+        pytest.skip("measured and enabled on compute capability 9.0")
+    def q(dt, M, r, tk=128, tn=128, K=4096, N=4096, sv=0):
+        return lib().ortops_test_tsvd_path(DTYPES[dt][0], M, K, N, -(-K // tk), -(-N // tn), tk, tn, r, 0, sv, 0)
+    assert q("float16", 1, 16) == PATH_DECODE and q("bfloat16", 16, 64, tk=256, tn=256) == PATH_DECODE
+    assert q("float16", 8, 32, N=14336) == PATH_DECODE and q("float16", 1, 8, tn=64, K=1000) == PATH_DECODE
+    assert q("float16", 17, 16) != PATH_DECODE              # above one m16 block
+    assert q("float16", 1, 16, sv=1) != PATH_DECODE         # shared V
+    assert q("float16", 1, 16, tk=96) != PATH_DECODE and q("float16", 1, 16, tn=320) != PATH_DECODE
+    assert q("float16", 1, 72) != PATH_DECODE and q("float16", 1, 12) != PATH_DECODE
+    assert q("float16", 1, 16, K=4092) != PATH_DECODE       # K % 8
+    assert q("float32", 1, 16) != PATH_DECODE
 
 
 # ---- split sums added up inside the main kernel (last CTA per output block, per-stream counters) ----

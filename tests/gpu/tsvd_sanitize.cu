@@ -1,6 +1,6 @@
 // Standalone check of the TSVDMatMul launcher for compute-sanitizer (no PyTorch: fast under the
 // tool). Small cases over every path (fp32, small/medium/large M, split sums, 16-byte and element
-// loads, shared factors); outputs poisoned with NaN; compared with a float64 host reference.
+// loads, shared factors, the Hopper and decode kernels); outputs poisoned with NaN; compared with a float64 host reference.
 // Exit 0 only if every case is within tolerance. Built by build_shims.sh.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -142,6 +142,11 @@ int main() {
       // partial tiles, a CTA with one tile past N, rank padding, shared U, tile 256
       {130, 200, 300, 96, 128, 24, false, false, true, DType::kFloat16, 3},
       {70, 264, 300, 128, 256, 40, true, false, true, DType::kBFloat16, 3},
+      // decode kernel (forced; the fused kernel where it cannot run): a partial last tile row
+      // (U rows past K zeroed in shared memory), partial tile columns, rank padding, a cluster of
+      // several CTAs; tile 256 x 192 with shared U and 16 rows.
+      {3, 712, 200, 128, 128, 24, false, false, true, DType::kFloat16, 4},
+      {16, 600, 400, 256, 192, 40, true, false, true, DType::kBFloat16, 4},
   };
   int fails = 0;
   for (const auto& c : cases) fails += !run_case(c, gen);

@@ -99,7 +99,28 @@ extern "C" int ortops_test_tsvd_ex(int dtype, const void* A, const void* U, cons
   return int(err != cudaSuccess ? err : sync);
 }
 
-// The launcher's path (tsvd::Path as int: 4 two-stage, 5 fused Hopper kernel) for a forced path.
+// The decode kernel (path 4) with a given number of CTAs per cluster (splits < 1: the launcher's
+// choice); workspace allocated here when the fallback needs one, the stream waited for (tests).
+extern "C" int ortops_test_tsvd_decode(int dtype, const void* A, const void* U, const void* V, const void* bias,
+                                       void* Y, int64_t M, int64_t K, int64_t N, int64_t Tk, int64_t Tn, int64_t tk,
+                                       int64_t tn, int64_t r, int shared_u, int splits, void* stream) {
+  const auto p = problem(M, K, N, Tk, Tn, tk, tn, r, shared_u, 0, bias != nullptr);
+  auto o = options(4, -1, -1);
+  o.decode_splits = splits;
+  const auto st = static_cast<cudaStream_t>(stream);
+  const size_t bytes = ortops::cuda::tsvd_matmul_workspace_bytes_ex(p, dtype_of(dtype), o);
+  void* ws = nullptr;
+  if (bytes > 0) {
+    cudaError_t err = cudaMalloc(&ws, bytes);
+    if (err != cudaSuccess) return int(err);
+  }
+  cudaError_t err = ortops::cuda::tsvd_matmul_ex(p, dtype_of(dtype), A, U, V, bias, Y, ws, st, o);
+  cudaError_t sync = cudaStreamSynchronize(st);
+  if (ws) cudaFree(ws);
+  return int(err != cudaSuccess ? err : sync);
+}
+
+// The launcher's path (tsvd::Path as int: 4 two-stage, 5 fused Hopper kernel, 6 decode kernel) for a forced path.
 extern "C" int ortops_test_tsvd_path(int dtype, int64_t M, int64_t K, int64_t N, int64_t Tk, int64_t Tn, int64_t tk,
                                      int64_t tn, int64_t r, int shared_u, int shared_v, int path) {
   return ortops::cuda::tsvd_matmul_path(problem(M, K, N, Tk, Tn, tk, tn, r, shared_u, shared_v, 0), dtype_of(dtype),

@@ -11,6 +11,7 @@
 
 #include "common/cuda_ptx.cuh"
 #include "common/stream_counters.h"
+#include "common/tensor_map.h"
 #include "tsvd/tsvd_cuda.h"
 #include "tsvd/tsvd_cuda_internal.h"
 #include "tsvd/tsvd_cuda_traits.h"
@@ -165,7 +166,55 @@ bool runs_sm90a(const DeviceInfo& d) {
 #endif
 }
 
+// The decode kernel needs TMA and clusters (compute capability 9.0 or later) and its sm_90 code
+// loaded for this device.
+bool runs_decode(const DeviceInfo& d) { return d.cc_major >= 9 && decode_kernel_loads(); }
+
 }  // namespace
+
+// Shapes the decode kernel takes (tsvd_cuda_decode.cuh): 16-bit types, M <= 16, per-tile V (shared
+// V sums A_i·U_ij over i first: the fused kernel), tiles whose sides are multiples of 64 up to 256
+// (whole TMA boxes, the U box's rows <= 256), rank <= 64 in multiples of 8 and K % 8 == 0 (TMA's
+// 16-byte global strides). Pointer alignment is checked per call.
+bool decode_fits(const TsvdProblem& p, DType dtype) {
+  return dtype != DType::kFloat32 && !p.shared_v && p.M <= kDecodeMaxM && p.tk % 64 == 0 && p.tk <= 256 &&
+         p.tn % 64 == 0 && p.tn <= 256 && p.rank % 8 == 0 && p.rank <= 64 && p.K % 8 == 0 &&
+         p.Tk * p.Tn < (int64_t(1) << 31) && p.N < (int64_t(1) << 31) && p.used_tile_cols() <= 65535;
+}
+
+// Cluster size (tile-row splits per tile column) and ring depth of the decode kernel. The splits
+// minimise the tiles the busiest CTA loads, counted over waves of the SMs; ties take fewer splits
+// (less to add up).
+DecodePlan make_decode_plan(const TsvdProblem& p, int sms, const TsvdOptions& opt) {
+  DecodePlan d;
+  d.kr = p.rank <= 16 ? 16 : p.rank <= 32 ? 32 : 64;
+  d.a_bytes = int(p.tk / 64) * 2048;               // [16 rows][64] boxes
+  d.u_bytes = int(p.tk) * d.kr * 2;                // [tk][kR]
+  const int v_bytes = int(p.tn / 64) * d.kr * 128;  // [kR][64] boxes
+  d.slot_bytes = d.a_bytes + d.u_bytes + v_bytes;
+  // CTAs per SM: two when two slots fit the ring budget and the registers allow (the 256-column,
+  // rank-64 instance takes 223 a thread: one).
+  const int per_sm = 2 * d.slot_bytes <= kDecodeRingBudget && !(p.tn > 128 && d.kr == 64) ? 2 : 1;
+  const int64_t rows = p.used_tile_rows(), cols = p.used_tile_cols();
+  const int max_splits = int(std::min<int64_t>(8, rows));
+  if (opt.decode_splits > 0) {
+    d.splits = std::min(opt.decode_splits, max_splits);
+  } else {
+    int64_t best = INT64_MAX;
+    for (int s = 1; s <= max_splits; ++s) {
+      const int64_t waves = (s * cols + int64_t(sms) * per_sm - 1) / (int64_t(sms) * per_sm);
+      const int64_t cost = waves * ((rows + s - 1) / s);
+      if (cost < best) best = cost, d.splits = s;
+    }
+  }
+  const int64_t tiles_per_cta = (rows + d.splits - 1) / d.splits;
+  const int fit = std::max(2, kDecodeRingBudget / d.slot_bytes);
+  d.stages = int(std::min<int64_t>({int64_t(fit), int64_t(DecodeCfg<128, 16>::kMaxStages),
+                                    std::max<int64_t>(2, tiles_per_cta)}));
+  const int red_bytes = p.tn > 128 ? DecodeCfg<256, 16>::kRedBytes : DecodeCfg<128, 16>::kRedBytes;
+  d.smem = size_t(std::max(d.stages * d.slot_bytes, red_bytes)) + 1024;  // + alignment slack
+  return d;
+}
 
 // Shapes the fused Hopper kernel takes (tsvd_cuda_wgmma.cuh): 16-bit types, tiles of 128 or 256
 // columns, rank <= 64 and 16-byte rows everywhere (pointer alignment is checked per call). Shared V
@@ -207,7 +256,14 @@ static Plan fused_fallback_plan(const TsvdProblem& p, DType dtype, int sms, cons
   return make_plan(p, dtype, sms, fused, false);
 }
 
-Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& opt, bool sm90a) {
+Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& opt, bool sm90a, bool decode) {
+  if (decode && decode_fits(p, dtype) && (opt.path == 4 || (opt.path == 0 && p.M <= kDecodeMaxM))) {
+    Plan plan;
+    plan.path = Path::kDecode;
+    plan.threads = DecodeCfg<128, 16>::kThreads;
+    plan.workspace = fused_fallback_plan(p, dtype, sms, opt).workspace;  // a misaligned call runs it
+    return plan;
+  }
   const bool by_m = opt.wgmma_min_m >= 0 ? p.M >= opt.wgmma_min_m : wgmma_preferred(p);
   if (sm90a && wgmma_fits(p, dtype) && (opt.path == 3 || (opt.path == 0 && by_m))) {
     const Plan fallback = fused_fallback_plan(p, dtype, sms, opt);
@@ -298,17 +354,49 @@ Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& op
   return plan;
 }
 
+// The decode kernel's three tensor maps (encoded per call: A's address changes, and an encode is
+// a host-only call) and its launch. cudaErrorNotSupported: the driver declined a map, so the caller
+// runs the fused kernel instead.
+cudaError_t launch_decode_path(const TsvdProblem& p, DType dtype, const void* A, const void* U, const void* V,
+                               const void* bias, void* Y, int sms, const TsvdOptions& opt, bool pdl,
+                               cudaStream_t stream) {
+  const DecodePlan d = make_decode_plan(p, sms, opt);
+  const uint64_t K = uint64_t(p.K), tk = uint64_t(p.tk), tn = uint64_t(p.tn), r = uint64_t(p.rank);
+  const uint64_t tiles = uint64_t(p.Tk * p.Tn);
+  alignas(64) CUtensorMap mapA, mapU, mapV;
+  const uint64_t a_dims[2] = {K, uint64_t(p.M)}, a_strides[2] = {0, K * 2};
+  const uint32_t a_box[2] = {64, 16};
+  const uint64_t u_dims[3] = {r, tk, p.shared_u ? 1 : tiles}, u_strides[3] = {0, r * 2, tk * r * 2};
+  const uint32_t u_box[3] = {uint32_t(d.kr), uint32_t(tk), 1};
+  const uint64_t v_dims[3] = {tn, r, tiles}, v_strides[3] = {0, tn * 2, r * tn * 2};
+  const uint32_t v_box[3] = {64, uint32_t(d.kr), 1};
+  if (!encode_tensor_map_16bit(&mapA, A, 2, a_dims, a_strides, a_box, 128) ||
+      !encode_tensor_map_16bit(&mapU, U, 3, u_dims, u_strides, u_box, 2 * d.kr) ||
+      !encode_tensor_map_16bit(&mapV, V, 3, v_dims, v_strides, v_box, 128))
+    return cudaErrorNotSupported;
+  DecodeArgs a{};
+  a.bias = bias, a.Y = Y;
+  a.M = int(p.M), a.K = int(p.K), a.N = int(p.N), a.tk = int(p.tk), a.tn = int(p.tn), a.Tn = int(p.Tn);
+  a.used_rows = int(p.used_tile_rows());
+  a.splits = d.splits, a.stages = d.stages;
+  a.a_bytes = d.a_bytes, a.u_bytes = d.u_bytes, a.slot_bytes = d.slot_bytes;
+  a.shared_u = p.shared_u;
+  const int cols = int(p.used_tile_cols());
+  return dtype == DType::kFloat16 ? launch_decode_fp16(d, a, mapA, mapU, mapV, cols, pdl, stream)
+                                  : launch_decode_bf16(d, a, mapA, mapU, mapV, cols, pdl, stream);
+}
+
 }  // namespace tsvd
 
 size_t tsvd_matmul_workspace_bytes_ex(const TsvdProblem& p, DType dtype, const tsvd::TsvdOptions& opt) {
   if (p.M == 0) return 0;
   const tsvd::DeviceInfo dev = tsvd::device_info();
-  return tsvd::make_plan(p, dtype, dev.sms, opt, tsvd::runs_sm90a(dev)).workspace;
+  return tsvd::make_plan(p, dtype, dev.sms, opt, tsvd::runs_sm90a(dev), tsvd::runs_decode(dev)).workspace;
 }
 
 int tsvd_matmul_path(const TsvdProblem& p, DType dtype, const tsvd::TsvdOptions& opt) {
   const tsvd::DeviceInfo dev = tsvd::device_info();
-  return int(tsvd::make_plan(p, dtype, dev.sms, opt, tsvd::runs_sm90a(dev)).path);
+  return int(tsvd::make_plan(p, dtype, dev.sms, opt, tsvd::runs_sm90a(dev), tsvd::runs_decode(dev)).path);
 }
 
 size_t tsvd_matmul_workspace_bytes(const TsvdProblem& p, DType dtype) {
@@ -326,11 +414,17 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
   using namespace tsvd;
   if (p.M == 0) return cudaSuccess;
   const DeviceInfo dev = device_info();
-  Plan plan = make_plan(p, dtype, dev.sms, opt, runs_sm90a(dev));
-  if (plan.path == Path::kWgmma && !(aligned16(A) && aligned16(U) && aligned16(V)))
+  Plan plan = make_plan(p, dtype, dev.sms, opt, runs_sm90a(dev), runs_decode(dev));
+  if ((plan.path == Path::kWgmma || plan.path == Path::kDecode) && !(aligned16(A) && aligned16(U) && aligned16(V)))
     plan = fused_fallback_plan(p, dtype, dev.sms, opt);
   plan.pdl = dev.cc_major >= 9;
   if (plan.workspace > 0 && workspace == nullptr) return cudaErrorInvalidValue;
+  if (plan.path == Path::kDecode) {
+    const cudaError_t err = launch_decode_path(p, dtype, A, U, V, bias, Y, dev.sms, opt, plan.pdl, stream);
+    if (err != cudaErrorNotSupported) return err;
+    plan = fused_fallback_plan(p, dtype, dev.sms, opt);  // the driver declined a tensor map
+    plan.pdl = dev.cc_major >= 9;
+  }
   if (plan.path == Path::kTwoStage) {
     TwoStageArgs g = two_stage_geometry(p);
     const int64_t col_blocks1 = (int64_t(g.nJ) * g.r + GemmCfg::kBN - 1) / GemmCfg::kBN;

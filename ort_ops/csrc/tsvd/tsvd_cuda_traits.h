@@ -1,6 +1,7 @@
 // Private to the TSVDMatMul CUDA kernels: tile configurations (every constant derived and checked
 // here), the launch plan the host computes once per call, and the kernel argument block.
 #pragma once
+#include <cuda.h>  // CUtensorMap (type only)
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
@@ -114,7 +115,42 @@ struct WgmmaCfg {
   static_assert(kStages >= 2 && kSmemBytes <= 227 * 1024, "ring of at least 2 within Hopper's shared memory");
 };
 
-enum class Path { kSimt, kSmall, kMedium, kLarge, kTwoStage, kWgmma };
+// Decode kernel for M <= 16 on sm_90 (tsvd_cuda_decode.cuh): a TMA producer warp streams whole
+// tiles (A_i [16][tk], U_ij [tk][kR], V_ij [kR][tn]) into a ring of mbarrier-tracked slots, and
+// kConsumerWarps warps each take whole tiles, computing Z = A_i·U_ij and Y_j += Z·V_ij with
+// mma.sync in registers. The CTAs of a cluster split the tile rows of one tile column and add up
+// their Y_j through distributed shared memory, so no workspace and no second kernel.
+// kTN: tile columns covered by the registers (tn <= kTN, tn % 64 == 0); kR: rank padded to 16/32/64.
+template <int TN, int R>
+struct DecodeCfg {
+  static constexpr int kTN = TN, kR = R, kConsumerWarps = 4, kThreads = 32 * (kConsumerWarps + 1);
+  static constexpr int kMaxStages = 8;
+  static constexpr int kUSpan = 2 * R;          // bytes per U row: the TMA swizzle span of U
+  static constexpr int kRedPitch = TN + 4;      // fp32 per row of a warp's Y in the reduction buffer
+  static constexpr int kRedBytes = kConsumerWarps * 16 * kRedPitch * 4;
+  static_assert(TN == 128 || TN == 256, "register tiles of 128 or 256 columns");
+  static_assert(R == 16 || R == 32 || R == 64, "rank padded to 16, 32 or 64");
+};
+
+// Arguments of the decode kernel (the tensor maps travel as separate __grid_constant__ parameters).
+struct DecodeArgs {
+  const void* bias;  // may be null
+  void* Y;
+  int M, K, N, tk, tn, Tn;
+  int used_rows;     // tile rows that touch A
+  int splits;        // CTAs per cluster, each taking every splits-th tile row of one tile column
+  int stages;        // ring slots (<= kMaxStages)
+  int a_bytes, u_bytes, slot_bytes;  // slot layout: A boxes, U box, V boxes (all 1024-aligned)
+  int shared_u;
+};
+
+// Launch geometry of the decode kernel (make_decode_plan, tsvd_cuda.cu).
+struct DecodePlan {
+  int splits = 1, stages = 2, a_bytes = 0, u_bytes = 0, slot_bytes = 0, kr = 16;
+  size_t smem = 0;
+};
+
+enum class Path { kSimt, kSmall, kMedium, kLarge, kTwoStage, kWgmma, kDecode };
 
 // n / d and n % d for 0 <= n < 2^31 and a divisor d >= 1 fixed per launch, by a multiply-high and a
 // shift (the round-up reciprocal method of Granlund and Montgomery, 1994): a runtime integer
@@ -165,7 +201,8 @@ struct TwoStageArgs {
 // Test/benchmark knobs (tsvd_cuda_internal.h); the public launcher uses the defaults.
 struct TsvdOptions {
   int path = 0;                    // 0: by M; 1: fused kernel; 2: two-stage (16-bit types only); 3: fused
-                                   // Hopper kernel where it runs and fits (else as 1)
+                                   // Hopper kernel where it runs and fits (else as 1); 4: decode kernel
+                                   // where it runs and fits (else as 1)
   int64_t two_stage_min_m = -1;    // < 0: kTwoStageMinM
   int64_t t_cap_bytes = -1;        // < 0: kTCapBytes (workspace for T; M is processed in row chunks)
   int gemm_cfg = -1;               // two-stage ring: < 0 kGemmCfg; 0 GemmCfg (k 32 x 4); 1 GemmCfgK64 (k 64 x 3)
@@ -174,6 +211,7 @@ struct TsvdOptions {
   int ctas_per_sm = -1;            // fused kernel: CTAs per SM the tile-row split aims at (< 1: per config)
   int split_sum = -1;              // split sums: < 0 the default (tsvd_cuda.cu), 0 finalize kernel, 1 in-kernel
   int64_t wgmma_min_m = -1;        // < 0: wgmma_preferred decides; else the Hopper kernel from this M on where it fits
+  int decode_splits = -1;          // decode kernel: CTAs per cluster (1..8; < 1: make_decode_plan decides)
 };
 
 // Everything the kernels need, by value (one __grid_constant__-sized block of scalars).
@@ -238,10 +276,19 @@ constexpr int64_t kWgmmaHighCMinM = 1024;
 // Cap on the Hopper kernel's fp32 split partials, written and read back (about the L2 size).
 constexpr int64_t kWgmmaPartialBytes = int64_t(64) << 20;
 
+// Decode kernel: from M = 1 to kDecodeMaxM (one m16 row block). Ring bytes per CTA aimed at: two
+// CTAs per SM when two slots fit (228 KB per SM), and at most kMaxStages slots.
+constexpr int64_t kDecodeMaxM = 16;
+constexpr int kDecodeRingBudget = 110 * 1024;
+
 // Deterministic in (problem, dtype, SM count): tsvd_matmul_workspace_bytes and tsvd_matmul agree.
 // sm90a: the fused Hopper kernel can run (built for sm_90a, compute capability 9.0 device).
-Plan make_plan(const TsvdProblem& p, DType dtype, int sm_count, const TsvdOptions& opt = {}, bool sm90a = false);
+// decode: the decode kernel can run (sm_90 device and code, decode_kernel_loads).
+Plan make_plan(const TsvdProblem& p, DType dtype, int sm_count, const TsvdOptions& opt = {}, bool sm90a = false,
+               bool decode = false);
 bool wgmma_fits(const TsvdProblem& p, DType dtype);
+bool decode_fits(const TsvdProblem& p, DType dtype);
+DecodePlan make_decode_plan(const TsvdProblem& p, int sm_count, const TsvdOptions& opt);
 bool wgmma_preferred(const TsvdProblem& p);
 
 // Per-dtype launchers of the tensor-core kernel (tsvd_cuda_fp16.cu / tsvd_cuda_bf16.cu).
@@ -249,6 +296,14 @@ cudaError_t launch_tc_fp16(const Plan& plan, const Args& a, cudaStream_t stream)
 cudaError_t launch_tc_bf16(const Plan& plan, const Args& a, cudaStream_t stream);
 cudaError_t launch_wgmma_fp16(const Args& a, cudaStream_t stream, bool pdl);
 cudaError_t launch_wgmma_bf16(const Args& a, cudaStream_t stream, bool pdl);
+cudaError_t launch_decode_fp16(const DecodePlan& plan, const DecodeArgs& a, const CUtensorMap& mapA,
+                               const CUtensorMap& mapU, const CUtensorMap& mapV, int used_cols, bool pdl,
+                               cudaStream_t stream);
+cudaError_t launch_decode_bf16(const DecodePlan& plan, const DecodeArgs& a, const CUtensorMap& mapA,
+                               const CUtensorMap& mapU, const CUtensorMap& mapV, int used_cols, bool pdl,
+                               cudaStream_t stream);
+// The decode kernel's sm_90 code is in this build and loads on the current device (checked once).
+bool decode_kernel_loads();
 cudaError_t launch_two_stage_fp16(const TwoStageArgs& a, int cfg, bool pdl, int stage_mask, cudaStream_t stream);
 cudaError_t launch_two_stage_bf16(const TwoStageArgs& a, int cfg, bool pdl, int stage_mask, cudaStream_t stream);
 

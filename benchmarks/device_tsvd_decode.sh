@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# One GPU call for TSVDMatMul's decode kernel (tsvd_cuda_decode.cuh, M <= 16): its tests first (so a
+# wrong TMA layout shows at once), then every TSVD kernel test, compute-sanitizer memcheck and
+# racecheck on tsvd_sanitize, then the kernel-level timing (benchmarks/gpu_tsvd.py --variants
+# decode: the default launcher, now the decode kernel, beside the fused mma.sync kernel it replaces,
+# row by row in one run; CUDA graphs, fp16) and one Nsight Compute profile.
+# Carry .device/shims. Logs and tables in $OUT. BENCH_MS / BENCH_SHAPES override the grid;
+# PARTS=tests or bench runs only that half; NCU_LINES=0 skips the profile.
+set -u
+export PYTHONPATH=$PWD:$PWD/tests/gpu:${PYTHONPATH:-} PYTHONUNBUFFERED=1
+out=${OUT:-/tmp/out}; mkdir -p "$out"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+parts=${PARTS:-tests bench}
+if [[ " $parts " == *" tests "* ]]; then
+timeout 120 python3 -m pytest -q -p no:cacheprovider tests/gpu/test_tsvd_cuda.py -k "decode or ignored" \
+  > "$out/pytest_decode.log" 2>&1
+echo "decode tests rc=$?: $(tail -1 "$out/pytest_decode.log")"
+grep -E "^(FAILED|ERROR)|Error|assert" "$out/pytest_decode.log" | head -20
+timeout 180 python3 -m pytest -q -p no:cacheprovider tests/gpu/test_tsvd_cuda.py -k "not decode and not ignored" \
+  > "$out/pytest_tsvd.log" 2>&1
+echo "other TSVD kernel tests rc=$?: $(tail -1 "$out/pytest_tsvd.log")"
+grep -E "^(FAILED|ERROR)" "$out/pytest_tsvd.log" | head -20
+for tool in memcheck racecheck; do
+  timeout 90 compute-sanitizer --tool $tool --error-exitcode 7 .device/shims/tsvd_sanitize > "$out/$tool.log" 2>&1
+  echo "$tool rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/$tool.log" | tail -1)"
+done
+grep -E "path 4|FAIL|OK" "$out/memcheck.log" | tail -4
+fi
+[[ " $parts " == *" bench "* ]] || exit 0
+timeout ${BENCH_TIMEOUT:-200} python3 benchmarks/gpu_tsvd.py --ms "${BENCH_MS:-1,16}" \
+  --shapes "${BENCH_SHAPES:-768x3072,3072x768,4096x4096,4096x14336}" --variants decode \
+  --out "$out" --label _decode > "$out/bench.log" 2>&1
+echo "bench rc=$?"; grep -E "^(#|K)" "$out/bench.log" | sed -E 's/ err [0-9.e+-]+//g; s/\| *[0-9.]+ TB\/s .*TF\/s *//' | cut -c1-230
+[ "${NCU_LINES:-80}" = 0 ] && exit 0
+# Where the decode kernel's time goes: one case, DRAM throughput and warp states.
+timeout 120 ncu --clock-control none -k regex:tsvd_decode --launch-count 1 --section SpeedOfLight --section WarpStateStats \
+  --section MemoryWorkloadAnalysis python3 benchmarks/profile_kernels.py tsvd 4096 14336 1 4 128 4 > "$out/ncu.txt" 2>&1
+echo "ncu rc=$?"
+sed -n '/Section: GPU Speed Of Light/,$p' "$out/ncu.txt" | grep -vE "^ +-+ +-+" | cut -c1-150 | head -${NCU_LINES:-80}
