@@ -5,7 +5,8 @@
 # decode: the default launcher, now the decode kernel, beside the fused mma.sync kernel it replaces,
 # row by row in one run; CUDA graphs, fp16) and one Nsight Compute profile.
 # Carry .device/shims. Logs and tables in $OUT. BENCH_MS / BENCH_SHAPES override the grid;
-# PARTS=tests or bench runs only that half; NCU_LINES=0 skips the profile.
+# PARTS=tests or bench runs only that half; NCU_LINES=0 skips the profile; SWEEP_SHAPES= (empty)
+# skips the cluster-size / ring-depth sweep.
 set -u
 export PYTHONPATH=$PWD:$PWD/tests/gpu:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 out=${OUT:-/tmp/out}; mkdir -p "$out"
@@ -31,9 +32,16 @@ timeout ${BENCH_TIMEOUT:-200} python3 benchmarks/gpu_tsvd.py --ms "${BENCH_MS:-1
   --shapes "${BENCH_SHAPES:-768x3072,3072x768,4096x4096,4096x14336}" --variants decode \
   --out "$out" --label _decode > "$out/bench.log" 2>&1
 echo "bench rc=$?"; grep -E "^(#|K)" "$out/bench.log" | sed -E 's/ err [0-9.e+-]+//g; s/\| *[0-9.]+ TB\/s .*TF\/s *//' | cut -c1-230
+grep -E "Error|error" "$out/bench.log" | head -5
+if [ -n "${SWEEP_SHAPES:-4096x4096,4096x14336}" ]; then  # cluster size and ring depth, forced one at a time
+  timeout ${SWEEP_TIMEOUT:-150} python3 benchmarks/gpu_tsvd.py --ms "${SWEEP_MS:-1,16}" --shapes "${SWEEP_SHAPES:-4096x4096,4096x14336}" \
+    --variants decode_sweep --out "$out" --label _decode_sweep > "$out/sweep.log" 2>&1
+  echo "sweep rc=$?"; grep -E "^K" "$out/sweep.log" | sed -E 's/ err [0-9.e+-]+//g; s/\| *[0-9.]+ TB\/s .*TF\/s *//; s/dense .*tsvd/tsvd/' | cut -c1-230
+  grep -E "Error|error" "$out/sweep.log" | head -5
+fi
 [ "${NCU_LINES:-80}" = 0 ] && exit 0
 # Where the decode kernel's time goes: one case, DRAM throughput and warp states.
 timeout 120 ncu --clock-control none -k regex:tsvd_decode --launch-count 1 --section SpeedOfLight --section WarpStateStats \
-  --section MemoryWorkloadAnalysis python3 benchmarks/profile_kernels.py tsvd 4096 14336 1 4 128 4 > "$out/ncu.txt" 2>&1
+  --section MemoryWorkloadAnalysis --section SourceCounters python3 benchmarks/profile_kernels.py tsvd 4096 14336 1 4 128 4 > "$out/ncu.txt" 2>&1
 echo "ncu rc=$?"
 sed -n '/Section: GPU Speed Of Light/,$p' "$out/ncu.txt" | grep -vE "^ +-+ +-+" | cut -c1-150 | head -${NCU_LINES:-80}

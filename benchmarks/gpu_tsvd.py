@@ -80,6 +80,11 @@ HOPPER_VARIANTS = [("wgmma", 3, -1, -1, -1, 3, -1, -1, 1, 1 << 30),
 # --variants decode: the fused mma.sync kernel (path 1, the default at M <= 16 before the decode
 # kernel) beside the default (the decode kernel where it fits), in one run.
 DECODE_VARIANTS = [("fused_sync", 1, -1, -1, -1, 3, -1, -1, 1, 16)]
+# --variants decode_sweep: the decode kernel's cluster size (s: CTAs per cluster) and ring depth
+# (st: slots), each forced with the other left to the launcher (the shim passes them for path 4 in
+# the fused kernel's CTAs-per-SM and ring fields).
+DECODE_SWEEP = DECODE_VARIANTS + [(f"s{s}", 4, -1, -1, -1, 3, s, -1, 1, 16) for s in (1, 2, 4, 8)] + \
+    [(f"st{st}", 4, -1, st, -1, 3, -1, -1, 1, 16) for st in (2, 4, 8)]
 
 
 def n_sets_for(bytes_per_set):
@@ -104,7 +109,7 @@ def main():
     ap.add_argument("--ab-shim", default=None,
                     help="a second launcher build, timed row by row beside --shim as variant 'base' (A/B in one run)")
     ap.add_argument("--large", action="store_true", help="large-M grid, fused vs two-stage variants")
-    ap.add_argument("--variants", choices=["none", "large", "small", "hopper", "decode"], default=None,
+    ap.add_argument("--variants", choices=["none", "large", "small", "hopper", "decode", "decode_sweep"], default=None,
                     help="variants timed beside the default (default: large with --large, else none)")
     ap.add_argument("--ms", default=None, help="comma-separated M values (default: the issue's grid)")
     ap.add_argument("--shapes", default=None, help="comma-separated KxN (default: the issue's four)")
@@ -117,7 +122,7 @@ def main():
     combos = LARGE if args.large else [(K, N, M) for K, N in shapes for M in ms]
     vsel = args.variants or ("large" if args.large else "none")
     variant_list = {"none": [], "large": VARIANTS, "small": SMALL_VARIANTS, "hopper": HOPPER_VARIANTS,
-                    "decode": DECODE_VARIANTS}[vsel]
+                    "decode": DECODE_VARIANTS, "decode_sweep": DECODE_SWEEP}[vsel]
     lib = load_shim(args.shim)
     lib_base = load_shim(args.ab_shim) if args.ab_shim else None
     dev = "cuda"

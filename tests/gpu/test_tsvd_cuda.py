@@ -52,21 +52,22 @@ def lib():
         _lib.ortops_test_new_stream.restype = p
         _lib.ortops_test_tsvd_path.argtypes = [i32] + [i64] * 8 + [i32, i32, i32]
         _lib.ortops_test_tsvd_path.restype = i32
-        _lib.ortops_test_tsvd_decode.argtypes = [i32, p, p, p, p, p] + [i64] * 8 + [i32, i32, p]
+        _lib.ortops_test_tsvd_decode.argtypes = [i32, p, p, p, p, p] + [i64] * 8 + [i32, i32, i32, p]
         _lib.ortops_test_tsvd_decode.restype = i32
     return _lib
 
 
-def run_tsvd(A, U, V, bias, Y, K, N, Tk, Tn, tk, tn, r, su, sv, code, path=None, cap=-1, cfg=-1, splits=None):
+def run_tsvd(A, U, V, bias, Y, K, N, Tk, Tn, tk, tn, r, su, sv, code, path=None, cap=-1, cfg=-1, splits=None,
+             stages=0):
     """path None: the public launcher; 1 fused kernel, 2 two-stage (cap: T workspace bytes, cfg: ring),
     3 the fused Hopper kernel where it runs and fits (else the fused kernel), 4 the decode kernel
-    likewise (splits: CTAs per cluster, 0 = the launcher's choice)."""
+    likewise (splits: CTAs per cluster, stages: ring slots; 0 = the launcher's choice)."""
     M = A.numel() // K
     ptr = lambda t: ctypes.c_void_p(t.data_ptr()) if t is not None else None  # noqa: E731
     stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
     if splits is not None:
         return lib().ortops_test_tsvd_decode(code, ptr(A), ptr(U), ptr(V), ptr(bias), ptr(Y), M, K, N, Tk, Tn, tk,
-                                             tn, r, int(su), splits, stream)
+                                             tn, r, int(su), splits, stages, stream)
     if path is None:
         return lib().ortops_test_tsvd(code, ptr(A), ptr(U), ptr(V), ptr(bias), ptr(Y), M, K, N, Tk, Tn, tk, tn, r,
                                       int(su), int(sv), stream)
@@ -120,7 +121,7 @@ def test_tsvd_cuda_forced_path(shape, forced, dtype, rng):
     check_case(shape, lead, dtype, rng, path=path, cap=cap, cfg=cfg)
 
 
-def check_case(shape, lead, dtype, rng, path=None, cap=-1, cfg=-1, misalign_a=False, splits=None,
+def check_case(shape, lead, dtype, rng, path=None, cap=-1, cfg=-1, misalign_a=False, splits=None, stages=0,
                poison_ignored=False):
     """poison_ignored: the factor entries the contract ignores (U's rows past K in the last tile row,
     V's columns past N in the last tile column; per-tile factors only) hold Inf / NaN."""
@@ -145,7 +146,7 @@ def check_case(shape, lead, dtype, rng, path=None, cap=-1, cfg=-1, misalign_a=Fa
     Y = torch.full((*lead, N), float("nan"), device=dev, dtype=tdt)
 
     rc = run_tsvd(A, U, V, bias, Y, K, N, Tk, Tn, tk, tn, r, su, sv, code, path=path, cap=cap, cfg=cfg,
-                  splits=splits)
+                  splits=splits, stages=stages)
     assert rc == 0, f"launcher returned CUDA error {rc}"
 
     to64 = lambda t: t.double().cpu().numpy()  # noqa: E731
@@ -275,6 +276,15 @@ def test_tsvd_decode_cluster_sizes(splits, rng):
     """Every cluster size, including ones that split the tile rows and the columns unevenly."""
     check_case(((), 2000, 1000, 128, 128, 16, False, False, True), (9,), "float16", rng, splits=splits)
     check_case(((), 1100, 700, 64, 256, 32, False, False, True), (16,), "bfloat16", rng, splits=splits)
+
+
+@pytest.mark.parametrize("stages", [2, 3, 4, 5, 8])
+def test_tsvd_decode_ring_depths(stages, rng):
+    """Rings of every depth wrapping many times (one CTA takes all tile rows), including depths that
+    are not a multiple of the 4 consumer warps (the launcher rounds them so a slot has one consumer)
+    and the 72 KB slots of tile 256 / r 64."""
+    check_case(((), 4096, 512, 128, 128, 16, False, False, True), (5,), "float16", rng, splits=1, stages=stages)
+    check_case(((), 2048, 512, 256, 256, 64, False, False, True), (16,), "bfloat16", rng, splits=1, stages=stages)
 
 
 @pytest.mark.parametrize("path", [None, 4, 1, 2, 3])

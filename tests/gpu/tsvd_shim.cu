@@ -56,7 +56,8 @@ extern "C" int ortops_test_tsvd(int dtype, const void* A, const void* U, const v
   return int(err != cudaSuccess ? err : sync);
 }
 
-// With knobs: path (0 by M, 1 fused, 2 two-stage), two-stage threshold, T workspace cap, ring of
+// With knobs: path (0 by M, 1 fused, 2 two-stage, 3 Hopper, 4 decode: then ctas_per_sm is its
+// cluster size and gemm_cfg its ring depth), two-stage threshold, T workspace cap, ring of
 // the two-stage GEMMs, PDL, stage mask, CTAs per SM of the fused kernel's split, split sums (0: finalize
 // kernel, 1: in-kernel; < 0: defaults; stage_mask 3 = both, others time one stage). Workspace from the caller
 // (benchmarks) or, when workspace is null and the plan needs one, allocated here and the stream
@@ -68,6 +69,10 @@ ortops::cuda::tsvd::TsvdOptions options(int path, int64_t min_m, int64_t cap, in
   o.path = path, o.two_stage_min_m = min_m, o.t_cap_bytes = cap;
   o.gemm_cfg = gemm_cfg, o.pdl = pdl, o.stage_mask = stage_mask, o.ctas_per_sm = ctas_per_sm;
   o.split_sum = split_sum;
+  if (path == 4) {  // the decode kernel has no ring or split knobs of its own here: these two carry them
+    o.decode_splits = ctas_per_sm;
+    o.decode_stages = gemm_cfg;
+  }
   return o;
 }
 }  // namespace
@@ -99,14 +104,15 @@ extern "C" int ortops_test_tsvd_ex(int dtype, const void* A, const void* U, cons
   return int(err != cudaSuccess ? err : sync);
 }
 
-// The decode kernel (path 4) with a given number of CTAs per cluster (splits < 1: the launcher's
-// choice); workspace allocated here when the fallback needs one, the stream waited for (tests).
+// The decode kernel (path 4) with a given number of CTAs per cluster and ring slots (< 1: the
+// launcher's choice); workspace allocated here when the fallback needs one, the stream waited for.
 extern "C" int ortops_test_tsvd_decode(int dtype, const void* A, const void* U, const void* V, const void* bias,
                                        void* Y, int64_t M, int64_t K, int64_t N, int64_t Tk, int64_t Tn, int64_t tk,
-                                       int64_t tn, int64_t r, int shared_u, int splits, void* stream) {
+                                       int64_t tn, int64_t r, int shared_u, int splits, int stages, void* stream) {
   const auto p = problem(M, K, N, Tk, Tn, tk, tn, r, shared_u, 0, bias != nullptr);
   auto o = options(4, -1, -1);
   o.decode_splits = splits;
+  o.decode_stages = stages;
   const auto st = static_cast<cudaStream_t>(stream);
   const size_t bytes = ortops::cuda::tsvd_matmul_workspace_bytes_ex(p, dtype_of(dtype), o);
   void* ws = nullptr;

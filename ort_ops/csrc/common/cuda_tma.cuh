@@ -74,6 +74,12 @@ __device__ __forceinline__ void load_3d(uint32_t dst, const CUtensorMap* map, in
       : "memory");
 }
 
+// Brings a tensor map (a __grid_constant__ kernel parameter) into the TMA unit's descriptor cache
+// ahead of its first use.
+__device__ __forceinline__ void prefetch_map(const CUtensorMap* map) {
+  ORTOPS_TMA_ASM("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
+}
+
 // ---- thread-block clusters ----
 __device__ __forceinline__ uint32_t cluster_rank() {
   uint32_t r = 0;
@@ -93,10 +99,11 @@ __device__ __forceinline__ uint32_t map_to_rank(uint32_t addr, uint32_t rank) {
 }
 __device__ __forceinline__ float4 ld_cluster_f4(uint32_t addr) {
   float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+  // No memory clobber, so several of these can be in flight at once; cluster_sync (which has one)
+  // orders them after the peers' writes.
   ORTOPS_TMA_ASM("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
                  : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
-                 : "r"(addr)
-                 : "memory");
+                 : "r"(addr));
   return v;
 }
 

@@ -179,24 +179,27 @@ bool runs_decode(const DeviceInfo& d) { return d.cc_major >= 9 && decode_kernel_
 bool decode_fits(const TsvdProblem& p, DType dtype) {
   return dtype != DType::kFloat32 && !p.shared_v && p.M <= kDecodeMaxM && p.tk % 64 == 0 && p.tk <= 256 &&
          p.tn % 64 == 0 && p.tn <= 256 && p.rank % 8 == 0 && p.rank <= 64 && p.K % 8 == 0 &&
-         p.Tk * p.Tn < (int64_t(1) << 31) && p.N < (int64_t(1) << 31) && p.used_tile_cols() <= 65535;
+         p.Tk * p.Tn * (p.tk * p.rank / 64) < (int64_t(1) << 31) &&  // TMA coordinates of U's lines
+         p.N < (int64_t(1) << 31) && p.used_tile_cols() <= 65535;
 }
 
 // Cluster size (tile-row splits per tile column) and ring depth of the decode kernel. The splits
 // minimise the tiles the busiest CTA loads, counted over waves of the SMs; ties take fewer splits
 // (less to add up).
 DecodePlan make_decode_plan(const TsvdProblem& p, int sms, const TsvdOptions& opt) {
+  using C = DecodeCfg<128, 16>;
   DecodePlan d;
   d.kr = p.rank <= 16 ? 16 : p.rank <= 32 ? 32 : 64;
+  const int u_data = int(p.tk * p.rank) * 2;       // [tk][r], dense
   d.a_bytes = int(p.tk / 64) * 2048;               // [16 rows][64] boxes
-  d.u_bytes = int(p.tk) * d.kr * 2;                // [tk][kR]
+  d.u_bytes = (u_data + 1023) / 1024 * 1024;
   const int v_bytes = int(p.tn / 64) * d.kr * 128;  // [kR][64] boxes
   d.slot_bytes = d.a_bytes + d.u_bytes + v_bytes;
-  // CTAs per SM: two when two slots fit the ring budget and the registers allow (the 256-column,
-  // rank-64 instance takes 223 a thread: one).
-  const int per_sm = 2 * d.slot_bytes <= kDecodeRingBudget && !(p.tn > 128 && d.kr == 64) ? 2 : 1;
+  d.tx_bytes = int(p.tk / 64) * int(p.M) * 128 + u_data + v_bytes;
+  // CTAs per SM: two when two slots fit the ring budget (registers allow two: <= 191 a thread).
+  const int per_sm = 2 * d.slot_bytes <= kDecodeRingBudget ? 2 : 1;
   const int64_t rows = p.used_tile_rows(), cols = p.used_tile_cols();
-  const int max_splits = int(std::min<int64_t>(8, rows));
+  const int max_splits = int(std::min<int64_t>(C::kMaxSplits, rows));
   if (opt.decode_splits > 0) {
     d.splits = std::min(opt.decode_splits, max_splits);
   } else {
@@ -208,10 +211,16 @@ DecodePlan make_decode_plan(const TsvdProblem& p, int sms, const TsvdOptions& op
     }
   }
   const int64_t tiles_per_cta = (rows + d.splits - 1) / d.splits;
-  const int fit = std::max(2, kDecodeRingBudget / d.slot_bytes);
-  d.stages = int(std::min<int64_t>({int64_t(fit), int64_t(DecodeCfg<128, 16>::kMaxStages),
-                                    std::max<int64_t>(2, tiles_per_cta)}));
-  const int red_bytes = p.tn > 128 ? DecodeCfg<256, 16>::kRedBytes : DecodeCfg<128, 16>::kRedBytes;
+  int stages = opt.decode_stages > 0 ? opt.decode_stages
+                                     : int(std::min<int64_t>(kDecodeRingBudget / d.slot_bytes, tiles_per_cta));
+  const int smem_fit = (227 * 1024 - 1024) / d.slot_bytes;  // Hopper's per-block shared memory (>= 3 slots)
+  stages = std::max(2, std::min({stages, C::kMaxStages, smem_fit}));
+  // Tile t goes to warp t % consumers and slot t % stages; with stages a multiple of consumers a
+  // slot always has the same consumer, which waits for its rounds in order (an mbarrier's phase
+  // parity cannot tell round n from n + 2, so two warps must never wait on one slot).
+  d.consumers = std::min(stages, C::kConsumerWarps);
+  d.stages = stages / d.consumers * d.consumers;
+  const int red_bytes = p.tn > 128 ? DecodeCfg<256, 16>::kRedBytes : C::kRedBytes;
   d.smem = size_t(std::max(d.stages * d.slot_bytes, red_bytes)) + 1024;  // + alignment slack
   return d;
 }
@@ -365,21 +374,23 @@ cudaError_t launch_decode_path(const TsvdProblem& p, DType dtype, const void* A,
   const uint64_t tiles = uint64_t(p.Tk * p.Tn);
   alignas(64) CUtensorMap mapA, mapU, mapV;
   const uint64_t a_dims[2] = {K, uint64_t(p.M)}, a_strides[2] = {0, K * 2};
-  const uint32_t a_box[2] = {64, 16};
-  const uint64_t u_dims[3] = {r, tk, p.shared_u ? 1 : tiles}, u_strides[3] = {0, r * 2, tk * r * 2};
-  const uint32_t u_box[3] = {uint32_t(d.kr), uint32_t(tk), 1};
+  const uint32_t a_box[2] = {64, uint32_t(p.M)};
+  // U as 128-byte lines: one tile's tk·r elements are tk·r/64 whole lines (tk % 64 == 0, r % 8 == 0).
+  const uint64_t u_dims[2] = {64, (p.shared_u ? 1 : tiles) * tk * r / 64}, u_strides[2] = {0, 128};
+  const uint32_t u_box[2] = {64, uint32_t(tk * r / 64)};
   const uint64_t v_dims[3] = {tn, r, tiles}, v_strides[3] = {0, tn * 2, r * tn * 2};
   const uint32_t v_box[3] = {64, uint32_t(d.kr), 1};
   if (!encode_tensor_map_16bit(&mapA, A, 2, a_dims, a_strides, a_box, 128) ||
-      !encode_tensor_map_16bit(&mapU, U, 3, u_dims, u_strides, u_box, 2 * d.kr) ||
+      !encode_tensor_map_16bit(&mapU, U, 2, u_dims, u_strides, u_box, 128) ||
       !encode_tensor_map_16bit(&mapV, V, 3, v_dims, v_strides, v_box, 128))
     return cudaErrorNotSupported;
   DecodeArgs a{};
   a.bias = bias, a.Y = Y;
   a.M = int(p.M), a.K = int(p.K), a.N = int(p.N), a.tk = int(p.tk), a.tn = int(p.tn), a.Tn = int(p.Tn);
   a.used_rows = int(p.used_tile_rows());
-  a.splits = d.splits, a.stages = d.stages;
-  a.a_bytes = d.a_bytes, a.u_bytes = d.u_bytes, a.slot_bytes = d.slot_bytes;
+  a.r = int(p.rank);
+  a.splits = d.splits, a.stages = d.stages, a.consumers = d.consumers;
+  a.a_bytes = d.a_bytes, a.u_bytes = d.u_bytes, a.slot_bytes = d.slot_bytes, a.tx_bytes = d.tx_bytes;
   a.shared_u = p.shared_u;
   const int cols = int(p.used_tile_cols());
   return dtype == DType::kFloat16 ? launch_decode_fp16(d, a, mapA, mapU, mapV, cols, pdl, stream)

@@ -6,19 +6,20 @@
 // mma.sync kernel moved them with per-thread cp.async copies and paid ~440 instructions per warp
 // per step in address work, a CTA-wide barrier per step, and a second kernel for the split sums
 // (docs/tsvd_cuda.md, Nsight Compute). Here:
-// - one producer thread issues TMA box loads (A_i as tk/64 boxes of [16 rows][64], rows past M and
-//   columns past K zero-filled by the hardware; U_ij as one [tk][kR] box, rank padding zero-filled;
-//   V_ij as tn/64 boxes of [kR][64]) into a ring of slots, each tracked by a full and an empty
-//   mbarrier, so no thread computes a copy address and no barrier spans the CTA;
-// - each consumer warp takes whole tiles (t = warp, warp + 4, ...): Z = A_i·U_ij and
-//   Y_j += Z·V_ij with mma.sync, Z rounded in registers (the same fragments as tsvd_cuda_tc.cuh);
-//   TMA's swizzles (32/64/128-byte rows) keep the ldmatrix reads conflict-free;
-// - the CTAs of a cluster (grid.x) take every splits-th tile row of one tile column (grid.y) and
-//   add their Y_j up through distributed shared memory (each CTA sums a slice of the columns over
-//   the cluster's warps), then add the bias and round once: one launch, no workspace.
-// Slot layout (byte offsets, each part 1024-aligned): A boxes at 0 (2048 bytes each, 128-byte
-// swizzle), U at a_bytes ([tk] rows of 2·kR bytes, swizzle span 2·kR), V at a_bytes + u_bytes
-// (box h of [kR] rows x 128 bytes at h·kR·128, 128-byte swizzle).
+// - one producer thread issues TMA box loads into a ring of slots, each tracked by a full and an
+//   empty mbarrier, so no thread computes a copy address and no barrier spans the CTA:
+//     A_i   tk/64 boxes of [M rows][64], 128-byte swizzle; rows M..15 zeroed once, columns past K
+//           zero-filled by the hardware;
+//     U_ij  one box of its tk·r elements as [tk·r/64][64] (128-byte lines: a box row is one TMA
+//           request, and the swizzle keeps ldmatrix conflict-free for r = 8, 16, 32, 64);
+//     V_ij  tn/64 boxes of [kR rows][64], 128-byte swizzle, rows r..kR-1 zero-filled (rank padding);
+// - each consumer warp takes whole tiles (t = warp, warp + consumers, ...): Z = A_i·U_ij and
+//   Y_j += Z·V_ij with mma.sync, Z rounded in registers (the fragments of tsvd_cuda_tc.cuh);
+// - the CTAs of a cluster (grid.x) take every splits-th tile row of one tile column (grid.y); each
+//   adds its warps' Y_j in shared memory, then each sums a slice of the columns over the cluster
+//   through distributed shared memory, adds the bias and rounds once: one launch, no workspace.
+// Slot layout (byte offsets, each part 1024-aligned): A at 0 (box b at b·2048), U at a_bytes, V at
+// a_bytes + u_bytes (box h at h·kR·128).
 #pragma once
 #include "common/cuda_tma.cuh"
 #include "tsvd/tsvd_cuda_tc.cuh"
@@ -34,7 +35,7 @@ __global__ void __launch_bounds__(C::kThreads) tsvd_decode_kernel(const __grid_c
     __trap();  // the host (decode_kernel_loads) launches this only where the sm_90 code loaded
   } else {
     using Op = Mma<T>;
-    constexpr int kR = C::kR, kW = C::kConsumerWarps, kNT8 = C::kTN / 8, kURow = C::kUSpan;
+    constexpr int kR = C::kR, kW = C::kConsumerWarps, kNT8 = C::kTN / 8;
     __shared__ __align__(8) uint64_t full_bar[C::kMaxStages], empty_bar[C::kMaxStages];
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const uint32_t raw = ptx::smem_u32(smem_raw);
@@ -48,9 +49,16 @@ __global__ void __launch_bounds__(C::kThreads) tsvd_decode_kernel(const __grid_c
     if (threadIdx.x == 0) {
       for (int s = 0; s < a.stages; ++s) {
         tma::mbar_init(full0 + 8 * s, 1);    // the producer's arrive.expect_tx
-        tma::mbar_init(empty0 + 8 * s, 32);  // every lane of the consuming warp
+        tma::mbar_init(empty0 + 8 * s, 32);  // every lane of the slot's consumer warp
       }
       tma::fence_mbar_init();
+    }
+    // A's rows M..15 are never loaded: zero them in every slot once (whole 128-byte rows).
+    for (int e = threadIdx.x; e < a.stages * (a.a_bytes / 2048) * (16 - a.M) * 8; e += C::kThreads) {
+      const int chunk = e % 8, row = a.M + (e / 8) % (16 - a.M), box = e / 8 / (16 - a.M);
+      const uint32_t p = ring + (box / (a.a_bytes / 2048)) * a.slot_bytes + (box % (a.a_bytes / 2048)) * 2048 +
+                         row * 128 + chunk * 16;
+      asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(p), "r"(0) : "memory");
     }
     __syncthreads();
     griddep_wait();  // A may come from the previous kernel, which may also still read Y's memory
@@ -60,35 +68,40 @@ __global__ void __launch_bounds__(C::kThreads) tsvd_decode_kernel(const __grid_c
     if (warp == kW) {
       // Producer: one thread walks this CTA's tiles in order, a slot each, ring of a.stages.
       if (lane == 0) {
+        tma::prefetch_map(&mapA), tma::prefetch_map(&mapU), tma::prefetch_map(&mapV);
+        const int u_lines = a.tk * a.r / 64;
         for (int t = 0; t < n_t; ++t) {
           const int s = t % a.stages, round = t / a.stages;
           const uint32_t full = full0 + 8 * s, slot = ring + s * a.slot_bytes;
           if (round > 0) tma::mbar_wait(empty0 + 8 * s, (round - 1) & 1);
-          tma::mbar_arrive_expect_tx(full, a.slot_bytes);
+          tma::mbar_arrive_expect_tx(full, a.tx_bytes);
           const int i = q + S * t, tile = i * a.Tn + j;
           for (int b = 0; b < a.tk / 64; ++b) tma::load_2d(slot + b * 2048, &mapA, i * a.tk + b * 64, 0, full);
-          tma::load_3d(slot + a.a_bytes, &mapU, 0, 0, a.shared_u ? 0 : tile, full);
+          tma::load_2d(slot + a.a_bytes, &mapU, 0, (a.shared_u ? 0 : tile) * u_lines, full);
           for (int h = 0; h < a.tn / 64; ++h)
             tma::load_3d(slot + a.a_bytes + a.u_bytes + h * kR * 128, &mapV, h * 64, 0, tile, full);
         }
       }
-    } else {
+    } else if (warp < a.consumers) {
       // ldmatrix.x4 lanes: row lrow of a 16 x 16 block, 16-byte column half lhalf.
       const int lrow = (lane & 7) + ((lane >> 3) & 1) * 8, lhalf = lane >> 4;
       const int k_last = a.K - (a.used_rows - 1) * a.tk;  // rows of the last tile row inside K
-      for (int t = warp; t < n_t; t += kW) {
+      const int r_tiles = a.r / 8;                         // n8 tiles of Z that hold rank columns
+      for (int t = warp; t < n_t; t += a.consumers) {
         const int s = t % a.stages, round = t / a.stages;
         const uint32_t sA = ring + s * a.slot_bytes, sU = sA + a.a_bytes, sV = sU + a.u_bytes;
         tma::mbar_wait(full0 + 8 * s, round & 1);
         const bool partial = q + S * t == a.used_rows - 1 && k_last < a.tk;
         if (partial) {
           // The contract ignores U's rows past K, so they may hold anything, and A's zeros there
-          // would turn an Inf into NaN: zero them (whole rows, so the swizzle does not matter).
-          for (uint32_t p = sU + k_last * kURow + lane * 16; p < sU + a.tk * kURow; p += 32 * 16)
-            asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(p), "r"(0) : "memory");
+          // would turn an Inf into NaN: zero them (16-byte chunks through the swizzle).
+          for (int ch = k_last * a.r / 8 + lane; ch < a.tk * a.r / 8; ch += 32)
+            asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(sU + tma::swizzle<128>(ch * 16)),
+                         "r"(0)
+                         : "memory");
           __syncwarp();
         }
-        // Stage 1: Z (16 x kR) = A_i · U_ij over the k16 steps inside K.
+        // Stage 1: Z (16 x kR; columns past r stay 0) = A_i · U_ij over the k16 steps inside K.
         float z[1][kR / 8][4];
         zero_acc(z);
         const int ksteps = ((partial ? k_last : a.tk) + 15) / 16;
@@ -97,17 +110,20 @@ __global__ void __launch_bounds__(C::kThreads) tsvd_decode_kernel(const __grid_c
           uint32_t af[4];
           const int chunk = ks * 2 + lhalf;  // 16-byte chunk of A's k: box chunk / 8, column chunk % 8
           ldsm_x4(af, sA + (chunk >> 3) * 2048 + lrow * 128 + (((chunk & 7) ^ (lrow & 7)) << 4));
+          const int u_row = (ks * 16 + lrow) * a.r;  // element offset of U's row k
 #pragma unroll
           for (int np = 0; np < kR / 16; ++np) {
-            uint32_t bf[4];
-            ldsm_x4_t(bf, sU + tma::swizzle<kURow>((ks * 16 + lrow) * kURow + (np * 2 + lhalf) * 16));
+            if (2 * np >= r_tiles) break;
+            uint32_t bf[4];  // columns past r (r % 16 == 8) read the next row: unused below
+            ldsm_x4_t(bf, sU + tma::swizzle<128>((u_row + np * 16 + lhalf * 8) * 2));
             Op::run(z[0][2 * np], af, bf[0], bf[1]);
-            Op::run(z[0][2 * np + 1], af, bf[2], bf[3]);
+            if (2 * np + 1 < r_tiles) Op::run(z[0][2 * np + 1], af, bf[2], bf[3]);
           }
         }
         // Stage 2: Y_j += Z (rounded to T, the A operand straight from registers) · V_ij.
 #pragma unroll
         for (int qk = 0; qk < kR / 16; ++qk) {
+          if (2 * qk >= r_tiles) break;
           const float(&z0)[4] = z[0][2 * qk];
           const float(&z1)[4] = z[0][2 * qk + 1];
           const uint32_t zf[4] = {Op::pack(z0[0], z0[1]), Op::pack(z0[2], z0[3]), Op::pack(z1[0], z1[1]),
@@ -131,39 +147,52 @@ __global__ void __launch_bounds__(C::kThreads) tsvd_decode_kernel(const __grid_c
     griddep_launch_dependents();
 
     // Every tile is consumed (each TMA was waited for by its warp): the ring becomes the
-    // reduction buffer, [warp][16 rows][kRedPitch] fp32 per CTA.
+    // reduction buffer, [warp][16 rows][kRedPitch] fp32. The warps' Y_j are added into warp 0's.
     __syncthreads();
     float* red = reinterpret_cast<float*>(smem_raw + (ring - raw));
-    if (warp < kW) {
+    if (warp < a.consumers) {
       const int g = lane >> 2, t2 = (lane & 3) * 2;
       float* w_red = red + warp * 16 * C::kRedPitch;
 #pragma unroll
       for (int n8 = 0; n8 < kNT8; ++n8) {
         *reinterpret_cast<float2*>(w_red + g * C::kRedPitch + n8 * 8 + t2) = make_float2(acc[0][n8][0], acc[0][n8][1]);
-        *reinterpret_cast<float2*>(w_red + (g + 8) * C::kRedPitch + n8 * 8 + t2) = make_float2(acc[0][n8][2], acc[0][n8][3]);
+        *reinterpret_cast<float2*>(w_red + (g + 8) * C::kRedPitch + n8 * 8 + t2) =
+            make_float2(acc[0][n8][2], acc[0][n8][3]);
       }
+    }
+    __syncthreads();
+    const int groups = a.tn / 4;  // float4 column groups per row
+    for (int item = threadIdx.x; item < a.M * groups; item += C::kThreads) {
+      float4* dst = reinterpret_cast<float4*>(red + (item / groups) * C::kRedPitch) + item % groups;
+      float4 sum = *dst;
+      for (int w = 1; w < a.consumers; ++w) {
+        const float4 v = *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(dst) + w * 16 * C::kRedPitch);
+        sum.x += v.x, sum.y += v.y, sum.z += v.z, sum.w += v.w;
+      }
+      *dst = sum;
     }
     tma::cluster_sync();
 
-    // CTA q sums its slice of Y_j's columns (groups of 4) over the cluster's CTAs and warps, in a
-    // fixed order (deterministic), adds the bias and rounds once.
-    const int groups = a.tn / 4, g0 = q * groups / S, per_row = (q + 1) * groups / S - g0;
+    // CTA q sums its slice of Y_j's column groups over the cluster's CTAs, in rank order
+    // (deterministic), adds the bias and rounds once.
+    const int g0 = q * groups / S, per_row = (q + 1) * groups / S - g0;
+    uint32_t peer[C::kMaxSplits];
+#pragma unroll
+    for (int c = 0; c < C::kMaxSplits; ++c) peer[c] = c < S ? tma::map_to_rank(ring, uint32_t(c)) : 0u;
     const T* bias = static_cast<const T*>(a.bias);
     T* Y = static_cast<T*>(a.Y);
     for (int item = threadIdx.x; item < a.M * per_row; item += C::kThreads) {
       const int m = item / per_row, col = (g0 + item - m * per_row) * 4;
-      const uint32_t off = uint32_t(((m * C::kRedPitch) + col) * 4);
-      float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
-      for (int c = 0; c < S; ++c) {
-        const uint32_t peer = tma::map_to_rank(ring, uint32_t(c)) + off;
+      const uint32_t off = uint32_t((m * C::kRedPitch + col) * 4);
+      float4 v[C::kMaxSplits];
 #pragma unroll
-        for (int w = 0; w < kW; ++w) {
-          const float4 v = tma::ld_cluster_f4(peer + uint32_t(w * 16 * C::kRedPitch * 4));
-          sum.x += v.x, sum.y += v.y, sum.z += v.z, sum.w += v.w;
-        }
-      }
+      for (int c = 0; c < C::kMaxSplits; ++c)  // all loads in flight before the adds
+        if (c < S) v[c] = tma::ld_cluster_f4(peer[c] + off);
+      float y[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+      for (int c = 0; c < C::kMaxSplits; ++c)
+        if (c < S) y[0] += v[c].x, y[1] += v[c].y, y[2] += v[c].z, y[3] += v[c].w;
       const int64_t n = int64_t(j) * a.tn + col;
-      const float y[4] = {sum.x, sum.y, sum.z, sum.w};
       T* out = Y + int64_t(m) * a.N + n;
 #pragma unroll
       for (int e = 0; e < 4; ++e)

@@ -116,7 +116,7 @@ struct WgmmaCfg {
 };
 
 // Decode kernel for M <= 16 on sm_90 (tsvd_cuda_decode.cuh): a TMA producer warp streams whole
-// tiles (A_i [16][tk], U_ij [tk][kR], V_ij [kR][tn]) into a ring of mbarrier-tracked slots, and
+// tiles (A_i [M][tk], U_ij [tk][r], V_ij [kR][tn]) into a ring of mbarrier-tracked slots, and up to
 // kConsumerWarps warps each take whole tiles, computing Z = A_i·U_ij and Y_j += Z·V_ij with
 // mma.sync in registers. The CTAs of a cluster split the tile rows of one tile column and add up
 // their Y_j through distributed shared memory, so no workspace and no second kernel.
@@ -125,7 +125,7 @@ template <int TN, int R>
 struct DecodeCfg {
   static constexpr int kTN = TN, kR = R, kConsumerWarps = 4, kThreads = 32 * (kConsumerWarps + 1);
   static constexpr int kMaxStages = 8;
-  static constexpr int kUSpan = 2 * R;          // bytes per U row: the TMA swizzle span of U
+  static constexpr int kMaxSplits = 8;           // portable cluster size
   static constexpr int kRedPitch = TN + 4;      // fp32 per row of a warp's Y in the reduction buffer
   static constexpr int kRedBytes = kConsumerWarps * 16 * kRedPitch * 4;
   static_assert(TN == 128 || TN == 256, "register tiles of 128 or 256 columns");
@@ -136,17 +136,19 @@ struct DecodeCfg {
 struct DecodeArgs {
   const void* bias;  // may be null
   void* Y;
-  int M, K, N, tk, tn, Tn;
+  int M, K, N, tk, tn, r, Tn;
   int used_rows;     // tile rows that touch A
   int splits;        // CTAs per cluster, each taking every splits-th tile row of one tile column
-  int stages;        // ring slots (<= kMaxStages)
+  int stages;        // ring slots (<= kMaxStages), a multiple of consumers
+  int consumers;     // warps taking tiles: tile t -> warp t % consumers, so slot s always has one consumer
   int a_bytes, u_bytes, slot_bytes;  // slot layout: A boxes, U box, V boxes (all 1024-aligned)
+  int tx_bytes;      // bytes the TMA brings per slot (A's rows past M are not loaded)
   int shared_u;
 };
 
 // Launch geometry of the decode kernel (make_decode_plan, tsvd_cuda.cu).
 struct DecodePlan {
-  int splits = 1, stages = 2, a_bytes = 0, u_bytes = 0, slot_bytes = 0, kr = 16;
+  int splits = 1, stages = 2, consumers = 2, a_bytes = 0, u_bytes = 0, slot_bytes = 0, tx_bytes = 0, kr = 16;
   size_t smem = 0;
 };
 
@@ -212,6 +214,7 @@ struct TsvdOptions {
   int split_sum = -1;              // split sums: < 0 the default (tsvd_cuda.cu), 0 finalize kernel, 1 in-kernel
   int64_t wgmma_min_m = -1;        // < 0: wgmma_preferred decides; else the Hopper kernel from this M on where it fits
   int decode_splits = -1;          // decode kernel: CTAs per cluster (1..8; < 1: make_decode_plan decides)
+  int decode_stages = -1;          // decode kernel: ring slots (2..8; < 1: make_decode_plan decides)
 };
 
 // Everything the kernels need, by value (one __grid_constant__-sized block of scalars).
