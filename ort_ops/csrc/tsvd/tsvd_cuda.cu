@@ -183,9 +183,11 @@ bool decode_fits(const TsvdProblem& p, DType dtype) {
          p.N < (int64_t(1) << 31) && p.used_tile_cols() <= 65535;
 }
 
-// Cluster size (tile-row splits per tile column) and ring depth of the decode kernel. The splits
-// minimise the tiles the busiest CTA loads, counted over waves of the SMs; ties take fewer splits
-// (less to add up).
+// Cluster size (tile-row splits per tile column) and ring depth of the decode kernel, from the
+// H200 sweep of run 2 (docs/tsvd_cuda.md): the grid is kept to one wave (more clusters than fit at
+// once cost a second round trip: 4096 x 14336, tile 128, 2 CTAs a cluster 12.7 us, 8: 24.1 us), a CTA
+// keeps at least 4 tiles where that leaves a quarter of the SMs busy (4096^2, tile 256: 4 a cluster beat
+// 8 by 1.05-1.3x), and slots over 24 KB count one CTA per SM.
 DecodePlan make_decode_plan(const TsvdProblem& p, int sms, const TsvdOptions& opt) {
   using C = DecodeCfg<128, 16>;
   DecodePlan d;
@@ -196,20 +198,13 @@ DecodePlan make_decode_plan(const TsvdProblem& p, int sms, const TsvdOptions& op
   const int v_bytes = int(p.tn / 64) * d.kr * 128;  // [kR][64] boxes
   d.slot_bytes = d.a_bytes + d.u_bytes + v_bytes;
   d.tx_bytes = int(p.tk / 64) * int(p.M) * 128 + u_data + v_bytes;
-  // CTAs per SM: two when two slots fit the ring budget (registers allow two: <= 191 a thread).
-  const int per_sm = 2 * d.slot_bytes <= kDecodeRingBudget ? 2 : 1;
+  const int64_t per_sm = d.slot_bytes <= 24 * 1024 ? 2 : 1;
   const int64_t rows = p.used_tile_rows(), cols = p.used_tile_cols();
-  const int max_splits = int(std::min<int64_t>(C::kMaxSplits, rows));
-  if (opt.decode_splits > 0) {
-    d.splits = std::min(opt.decode_splits, max_splits);
-  } else {
-    int64_t best = INT64_MAX;
-    for (int s = 1; s <= max_splits; ++s) {
-      const int64_t waves = (s * cols + int64_t(sms) * per_sm - 1) / (int64_t(sms) * per_sm);
-      const int64_t cost = waves * ((rows + s - 1) / s);
-      if (cost < best) best = cost, d.splits = s;
-    }
-  }
+  const int64_t one_wave = std::max<int64_t>(1, sms * per_sm / cols);
+  int64_t splits = std::min<int64_t>({C::kMaxSplits, rows, one_wave});
+  if (cols * std::min<int64_t>(splits, rows / 4) >= sms / 4) splits = std::max<int64_t>(1, std::min(splits, rows / 4));
+  d.splits = int(opt.decode_splits > 0 ? std::min<int64_t>(opt.decode_splits, std::min<int64_t>(C::kMaxSplits, rows))
+                                       : splits);
   const int64_t tiles_per_cta = (rows + d.splits - 1) / d.splits;
   int stages = opt.decode_stages > 0 ? opt.decode_stages
                                      : int(std::min<int64_t>(kDecodeRingBudget / d.slot_bytes, tiles_per_cta));
@@ -392,6 +387,7 @@ cudaError_t launch_decode_path(const TsvdProblem& p, DType dtype, const void* A,
   a.splits = d.splits, a.stages = d.stages, a.consumers = d.consumers;
   a.a_bytes = d.a_bytes, a.u_bytes = d.u_bytes, a.slot_bytes = d.slot_bytes, a.tx_bytes = d.tx_bytes;
   a.shared_u = p.shared_u;
+  a.stage_mask = opt.stage_mask;
   const int cols = int(p.used_tile_cols());
   return dtype == DType::kFloat16 ? launch_decode_fp16(d, a, mapA, mapU, mapV, cols, pdl, stream)
                                   : launch_decode_bf16(d, a, mapA, mapU, mapV, cols, pdl, stream);

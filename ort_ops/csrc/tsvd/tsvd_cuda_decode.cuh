@@ -67,7 +67,7 @@ __global__ void __launch_bounds__(C::kThreads) tsvd_decode_kernel(const __grid_c
     zero_acc(acc);
     if (warp == kW) {
       // Producer: one thread walks this CTA's tiles in order, a slot each, ring of a.stages.
-      if (lane == 0) {
+      if (lane == 0 && (a.stage_mask & 1)) {
         tma::prefetch_map(&mapA), tma::prefetch_map(&mapU), tma::prefetch_map(&mapV);
         const int u_lines = a.tk * a.r / 64;
         for (int t = 0; t < n_t; ++t) {
@@ -90,7 +90,7 @@ __global__ void __launch_bounds__(C::kThreads) tsvd_decode_kernel(const __grid_c
       for (int t = warp; t < n_t; t += a.consumers) {
         const int s = t % a.stages, round = t / a.stages;
         const uint32_t sA = ring + s * a.slot_bytes, sU = sA + a.a_bytes, sV = sU + a.u_bytes;
-        tma::mbar_wait(full0 + 8 * s, round & 1);
+        if (a.stage_mask & 1) tma::mbar_wait(full0 + 8 * s, round & 1);
         const bool partial = q + S * t == a.used_rows - 1 && k_last < a.tk;
         if (partial) {
           // The contract ignores U's rows past K, so they may hold anything, and A's zeros there
@@ -104,7 +104,7 @@ __global__ void __launch_bounds__(C::kThreads) tsvd_decode_kernel(const __grid_c
         // Stage 1: Z (16 x kR; columns past r stay 0) = A_i · U_ij over the k16 steps inside K.
         float z[1][kR / 8][4];
         zero_acc(z);
-        const int ksteps = ((partial ? k_last : a.tk) + 15) / 16;
+        const int ksteps = (a.stage_mask & 2) ? ((partial ? k_last : a.tk) + 15) / 16 : 0;
 #pragma unroll 2
         for (int ks = 0; ks < ksteps; ++ks) {
           uint32_t af[4];
@@ -123,7 +123,7 @@ __global__ void __launch_bounds__(C::kThreads) tsvd_decode_kernel(const __grid_c
         // Stage 2: Y_j += Z (rounded to T, the A operand straight from registers) · V_ij.
 #pragma unroll
         for (int qk = 0; qk < kR / 16; ++qk) {
-          if (2 * qk >= r_tiles) break;
+          if (2 * qk >= r_tiles || !(a.stage_mask & 2)) break;
           const float(&z0)[4] = z[0][2 * qk];
           const float(&z1)[4] = z[0][2 * qk + 1];
           const uint32_t zf[4] = {Op::pack(z0[0], z0[1]), Op::pack(z0[2], z0[3]), Op::pack(z1[0], z1[1]),
@@ -141,7 +141,7 @@ __global__ void __launch_bounds__(C::kThreads) tsvd_decode_kernel(const __grid_c
         }
         if (partial) tma::fence_proxy_async_smem();  // the zeroed rows before the slot's next TMA write
         __syncwarp();
-        tma::mbar_arrive(empty0 + 8 * s);
+        if (a.stage_mask & 1) tma::mbar_arrive(empty0 + 8 * s);
       }
     }
     griddep_launch_dependents();

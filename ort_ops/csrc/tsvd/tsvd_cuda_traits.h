@@ -144,6 +144,7 @@ struct DecodeArgs {
   int a_bytes, u_bytes, slot_bytes;  // slot layout: A boxes, U box, V boxes (all 1024-aligned)
   int tx_bytes;      // bytes the TMA brings per slot (A's rows past M are not loaded)
   int shared_u;
+  int stage_mask;    // benchmarks only (wrong results otherwise): 1 loads only, 2 products only; 3 both
 };
 
 // Launch geometry of the decode kernel (make_decode_plan, tsvd_cuda.cu).
@@ -209,7 +210,8 @@ struct TsvdOptions {
   int64_t t_cap_bytes = -1;        // < 0: kTCapBytes (workspace for T; M is processed in row chunks)
   int gemm_cfg = -1;               // two-stage ring: < 0 kGemmCfg; 0 GemmCfg (k 32 x 4); 1 GemmCfgK64 (k 64 x 3)
   int pdl = -1;                    // < 0: on sm_90+; 0 off (two-stage launches)
-  int stage_mask = 3;              // benchmarks only (wrong results otherwise): 1 stage 1 only, 2 stage 2 only
+  int stage_mask = 3;              // benchmarks only (wrong results otherwise): 1 stage 1 only, 2 stage 2 only;
+                                   // decode kernel: 1 TMA loads only, 2 products only (no loads)
   int ctas_per_sm = -1;            // fused kernel: CTAs per SM the tile-row split aims at (< 1: per config)
   int split_sum = -1;              // split sums: < 0 the default (tsvd_cuda.cu), 0 finalize kernel, 1 in-kernel
   int64_t wgmma_min_m = -1;        // < 0: wgmma_preferred decides; else the Hopper kernel from this M on where it fits
