@@ -82,11 +82,11 @@ HOPPER_VARIANTS = [("wgmma", 3, -1, -1, -1, 3, -1, -1, 1, 1 << 30),
 DECODE_VARIANTS = [("fused_sync", 1, -1, -1, -1, 3, -1, -1, 1, 16)]
 # --variants decode_sweep: the decode kernel's cluster size (s: CTAs per cluster) and ring depth
 # (st: slots), each forced with the other left to the launcher (the shim passes them for path 4 in
-# the fused kernel's CTAs-per-SM and ring fields); loads* / mma* time the TMA loads alone and the
-# products alone (stage mask 1 / 2), at one CTA per tile column (1) and the launcher's clusters (-1).
+# the fused kernel's CTAs-per-SM and ring fields); loads / mma time the TMA loads alone and the
+# products alone (stage mask 1 / 2) at the launcher's cluster size and ring.
 DECODE_SWEEP = DECODE_VARIANTS + [(f"s{s}", 4, -1, -1, -1, 3, s, -1, 1, 16) for s in (1, 2, 4, 8)] + \
     [(f"st{st}", 4, -1, st, -1, 3, -1, -1, 1, 16) for st in (2, 4, 8)] + \
-    [(f"{what}{s}", 4, -1, -1, -1, mask, s, -1, 1, 16) for what, mask in (("loads", 1), ("mma", 2)) for s in (1, -1)]
+    [("loads", 4, -1, -1, -1, 1, -1, -1, 1, 16), ("mma", 4, -1, -1, -1, 2, -1, -1, 1, 16)]
 
 
 def n_sets_for(bytes_per_set):

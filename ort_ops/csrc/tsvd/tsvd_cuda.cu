@@ -187,7 +187,7 @@ bool decode_fits(const TsvdProblem& p, DType dtype) {
 // H200 sweep of run 2 (docs/tsvd_cuda.md): the grid is kept to one wave (more clusters than fit at
 // once cost a second round trip: 4096 x 14336, tile 128, 2 CTAs a cluster 12.7 us, 8: 24.1 us), a CTA
 // keeps at least 4 tiles where that leaves a quarter of the SMs busy (4096^2, tile 256: 4 a cluster beat
-// 8 by 1.05-1.3x), and slots over 24 KB count one CTA per SM.
+// 8 by 1.05-1.3x), and slots over 24 KB or tiles over 128 columns count one CTA per SM.
 DecodePlan make_decode_plan(const TsvdProblem& p, int sms, const TsvdOptions& opt) {
   using C = DecodeCfg<128, 16>;
   DecodePlan d;
@@ -198,7 +198,7 @@ DecodePlan make_decode_plan(const TsvdProblem& p, int sms, const TsvdOptions& op
   const int v_bytes = int(p.tn / 64) * d.kr * 128;  // [kR][64] boxes
   d.slot_bytes = d.a_bytes + d.u_bytes + v_bytes;
   d.tx_bytes = int(p.tk / 64) * int(p.M) * 128 + u_data + v_bytes;
-  const int64_t per_sm = d.slot_bytes <= 24 * 1024 ? 2 : 1;
+  const int64_t per_sm = p.tn <= 128 && d.slot_bytes <= 24 * 1024 ? 2 : 1;  // DecodeCfg::kMinCtasPerSm
   const int64_t rows = p.used_tile_rows(), cols = p.used_tile_cols();
   const int64_t one_wave = std::max<int64_t>(1, sms * per_sm / cols);
   int64_t splits = std::min<int64_t>({C::kMaxSplits, rows, one_wave});
@@ -206,8 +206,12 @@ DecodePlan make_decode_plan(const TsvdProblem& p, int sms, const TsvdOptions& op
   d.splits = int(opt.decode_splits > 0 ? std::min<int64_t>(opt.decode_splits, std::min<int64_t>(C::kMaxSplits, rows))
                                        : splits);
   const int64_t tiles_per_cta = (rows + d.splits - 1) / d.splits;
+  // Small slots: a ring within the two-CTAs-per-SM budget. Large ones (one CTA per SM anyway): as
+  // many slots, hence consumer warps, as fit, since the products are the slower side (run 7:
+  // 4096 x 14336, tile 256, r 32: 4 slots 16.0 us, 2 slots 23.2 us).
+  const int budget = per_sm == 2 ? kDecodeRingBudget : 226 * 1024;
   int stages = opt.decode_stages > 0 ? opt.decode_stages
-                                     : int(std::min<int64_t>(kDecodeRingBudget / d.slot_bytes, tiles_per_cta));
+                                     : int(std::min<int64_t>(budget / d.slot_bytes, tiles_per_cta));
   const int smem_fit = (227 * 1024 - 1024) / d.slot_bytes;  // Hopper's per-block shared memory (>= 3 slots)
   stages = std::max(2, std::min({stages, C::kMaxStages, smem_fit}));
   // Tile t goes to warp t % consumers and slot t % stages; with stages a multiple of consumers a

@@ -27,7 +27,7 @@
 namespace ortops::cuda::tsvd {
 
 template <typename T, class C>
-__global__ void __launch_bounds__(C::kThreads) tsvd_decode_kernel(const __grid_constant__ CUtensorMap mapA,
+__global__ void __launch_bounds__(C::kThreads, C::kMinCtasPerSm) tsvd_decode_kernel(const __grid_constant__ CUtensorMap mapA,
                                                                   const __grid_constant__ CUtensorMap mapU,
                                                                   const __grid_constant__ CUtensorMap mapV,
                                                                   const DecodeArgs a) {
@@ -101,38 +101,52 @@ __global__ void __launch_bounds__(C::kThreads) tsvd_decode_kernel(const __grid_c
                          : "memory");
           __syncwarp();
         }
-        // Stage 1: Z (16 x kR; columns past r stay 0) = A_i · U_ij over the k16 steps inside K.
-        float z[1][kR / 8][4];
+        // Stage 1: Z (16 x kR) = A_i · U_ij over the k16 steps inside K, even and odd steps in two
+        // accumulators (two independent mma chains; one warp per scheduler has nothing else to
+        // hide their latency: run 7 timed the products alone at 1.5-2x the loads alone). The step
+        // count is rounded up to even: the extra step reads A's zero columns and U's zeroed rows.
+        // No branches inside (they kept ptxas from hoisting the ldmatrix of the next step): rank
+        // columns past r (r % 16 == 8, or r < kR - 8) read the next U rows into Z's padding
+        // columns, which stage 2 drops.
+        float z[2][kR / 8][4];
         zero_acc(z);
-        const int ksteps = (a.stage_mask & 2) ? ((partial ? k_last : a.tk) + 15) / 16 : 0;
-#pragma unroll 2
-        for (int ks = 0; ks < ksteps; ++ks) {
+        const int ksteps = (a.stage_mask & 2) ? ((partial ? k_last : a.tk) + 31) / 32 * 2 : 0;
+        auto k_step = [&](float(&zk)[kR / 8][4], int ks) {
           uint32_t af[4];
           const int chunk = ks * 2 + lhalf;  // 16-byte chunk of A's k: box chunk / 8, column chunk % 8
           ldsm_x4(af, sA + (chunk >> 3) * 2048 + lrow * 128 + (((chunk & 7) ^ (lrow & 7)) << 4));
           const int u_row = (ks * 16 + lrow) * a.r;  // element offset of U's row k
 #pragma unroll
           for (int np = 0; np < kR / 16; ++np) {
-            if (2 * np >= r_tiles) break;
-            uint32_t bf[4];  // columns past r (r % 16 == 8) read the next row: unused below
+            uint32_t bf[4];
             ldsm_x4_t(bf, sU + tma::swizzle<128>((u_row + np * 16 + lhalf * 8) * 2));
-            Op::run(z[0][2 * np], af, bf[0], bf[1]);
-            if (2 * np + 1 < r_tiles) Op::run(z[0][2 * np + 1], af, bf[2], bf[3]);
+            Op::run(zk[2 * np], af, bf[0], bf[1]);
+            Op::run(zk[2 * np + 1], af, bf[2], bf[3]);
           }
+        };
+#pragma unroll 2
+        for (int ks = 0; ks < ksteps; ks += 2) {
+          k_step(z[0], ks);
+          k_step(z[1], ks + 1);
         }
-        // Stage 2: Y_j += Z (rounded to T, the A operand straight from registers) · V_ij.
+        // Stage 2: Y_j += Z (rounded to T, the A operand straight from registers) · V_ij. Column
+        // tiles past tn (tn < kTN) read V's last box and fill accumulators that are never stored.
 #pragma unroll
         for (int qk = 0; qk < kR / 16; ++qk) {
           if (2 * qk >= r_tiles || !(a.stage_mask & 2)) break;
-          const float(&z0)[4] = z[0][2 * qk];
-          const float(&z1)[4] = z[0][2 * qk + 1];
-          const uint32_t zf[4] = {Op::pack(z0[0], z0[1]), Op::pack(z0[2], z0[3]), Op::pack(z1[0], z1[1]),
-                                  Op::pack(z1[2], z1[3])};
+          const bool hi = 2 * qk + 1 < r_tiles;  // the second n8 tile of Z holds rank columns
+          const uint32_t zf[4] = {Op::pack(z[0][2 * qk][0] + z[1][2 * qk][0], z[0][2 * qk][1] + z[1][2 * qk][1]),
+                                  Op::pack(z[0][2 * qk][2] + z[1][2 * qk][2], z[0][2 * qk][3] + z[1][2 * qk][3]),
+                                  hi ? Op::pack(z[0][2 * qk + 1][0] + z[1][2 * qk + 1][0],
+                                                z[0][2 * qk + 1][1] + z[1][2 * qk + 1][1])
+                                     : 0u,
+                                  hi ? Op::pack(z[0][2 * qk + 1][2] + z[1][2 * qk + 1][2],
+                                                z[0][2 * qk + 1][3] + z[1][2 * qk + 1][3])
+                                     : 0u};
           const int row = qk * 16 + lrow;
 #pragma unroll
           for (int np = 0; np < kNT8 / 2; ++np) {
-            if (np * 16 >= a.tn) break;
-            const int col = np * 16 + lhalf * 8;
+            const int col = min(np * 16, a.tn - 16) + lhalf * 8;
             uint32_t bf[4];
             ldsm_x4_t(bf, sV + (col >> 6) * (kR * 128) + row * 128 + ((((col >> 3) & 7) ^ (row & 7)) << 4));
             Op::run(acc[0][2 * np], zf, bf[0], bf[1]);

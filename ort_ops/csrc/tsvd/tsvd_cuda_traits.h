@@ -126,6 +126,9 @@ struct DecodeCfg {
   static constexpr int kTN = TN, kR = R, kConsumerWarps = 4, kThreads = 32 * (kConsumerWarps + 1);
   static constexpr int kMaxStages = 8;
   static constexpr int kMaxSplits = 8;           // portable cluster size
+  // Two CTAs per SM for 128 register columns (<= 168 registers, no spills); 256 columns take up
+  // to 255 registers with the two stage-1 chains, one CTA (capped at two, they spilled 12-1424 bytes).
+  static constexpr int kMinCtasPerSm = TN == 128 ? 2 : 1;
   static constexpr int kRedPitch = TN + 4;      // fp32 per row of a warp's Y in the reduction buffer
   static constexpr int kRedBytes = kConsumerWarps * 16 * kRedPitch * 4;
   static_assert(TN == 128 || TN == 256, "register tiles of 128 or 256 columns");
