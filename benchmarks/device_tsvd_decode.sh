@@ -28,6 +28,17 @@ done
 grep -E "path 4|FAIL|OK" "$out/memcheck.log" | tail -4
 fi
 [[ " $parts " == *" bench "* ]] || exit 0
+python3 - <<'PY' 2>&1 | tee "$out/plans.txt"  # the decode kernel's cluster size and ring on this device
+import ctypes
+lib = ctypes.CDLL(".device/shims/libtsvd_shim.so")
+lib.ortops_test_tsvd_decode_plan.argtypes = [ctypes.c_int64] * 6 + [ctypes.POINTER(ctypes.c_int64)]
+for K, N in ((768, 3072), (3072, 768), (4096, 4096), (4096, 14336)):
+    for t in (128, 256):
+        for c in (2, 4, 8):
+            out = (ctypes.c_int64 * 4)()
+            lib.ortops_test_tsvd_decode_plan(1, K, N, t, t, t // (2 * c), out)
+            print(f"plan K{K} N{N} t{t} c{c}: {out[0]} CTAs a cluster, {out[1]} slots, {out[2]} consumers, {out[3] // 1024} KB")
+PY
 timeout ${BENCH_TIMEOUT:-200} python3 benchmarks/gpu_tsvd.py --ms "${BENCH_MS:-1,16}" \
   --shapes "${BENCH_SHAPES:-768x3072,3072x768,4096x4096,4096x14336}" --variants decode \
   --out "$out" --label _decode > "$out/bench.log" 2>&1

@@ -126,6 +126,17 @@ extern "C" int ortops_test_tsvd_decode(int dtype, const void* A, const void* U, 
   return int(err != cudaSuccess ? err : sync);
 }
 
+// The decode kernel's launch geometry on the current device: out = {CTAs per cluster, ring slots,
+// consumer warps, shared-memory bytes} (benchmarks print it beside their timings).
+extern "C" void ortops_test_tsvd_decode_plan(int64_t M, int64_t K, int64_t N, int64_t tk, int64_t tn, int64_t r,
+                                             int64_t* out) {
+  const auto p = problem(M, K, N, (K + tk - 1) / tk, (N + tn - 1) / tn, tk, tn, r, 0, 0, 0);
+  int sms = 132, dev = 0;
+  if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  const auto d = ortops::cuda::tsvd::make_decode_plan(p, sms, {});
+  out[0] = d.splits, out[1] = d.stages, out[2] = d.consumers, out[3] = int64_t(d.smem);
+}
+
 // The launcher's path (tsvd::Path as int: 4 two-stage, 5 fused Hopper kernel, 6 decode kernel) for a forced path.
 extern "C" int ortops_test_tsvd_path(int dtype, int64_t M, int64_t K, int64_t N, int64_t Tk, int64_t Tn, int64_t tk,
                                      int64_t tn, int64_t r, int shared_u, int shared_v, int path) {

@@ -183,14 +183,24 @@ bool decode_fits(const TsvdProblem& p, DType dtype) {
          p.N < (int64_t(1) << 31) && p.used_tile_cols() <= 65535;
 }
 
+// CTAs of the decode kernel an SM holds: two for 128-column register tiles with slots of at most
+// 24 KB (DecodeCfg::kMinCtasPerSm), else one.
+static int decode_ctas_per_sm(const TsvdProblem& p, const DecodePlan& d) {
+  return p.tn <= 128 && d.slot_bytes <= 24 * 1024 ? 2 : 1;
+}
+
 // Cluster size (tile-row splits per tile column) and ring depth of the decode kernel, from the
-// H200 sweep of run 2 (docs/tsvd_cuda.md): the grid is kept to one wave (more clusters than fit at
-// once cost a second round trip: 4096 x 14336, tile 128, 2 CTAs a cluster 12.7 us, 8: 24.1 us), a CTA
-// keeps at least 4 tiles where that leaves a quarter of the SMs busy (4096^2, tile 256: 4 a cluster beat
-// 8 by 1.05-1.3x), and slots over 24 KB or tiles over 128 columns count one CTA per SM.
-DecodePlan make_decode_plan(const TsvdProblem& p, int sms, const TsvdOptions& opt) {
+// H200 sweeps (docs/tsvd_cuda.md, "Sixth session"): the largest cluster whose grid the device
+// holds at once (cudaOccupancyMaxActiveClusters: clusters must fit inside a GPC, so 8-CTA clusters
+// at two CTAs per SM left 4096^2, tile 128 a second wave, 12.2 us against 7.8 at 4 a cluster), but
+// at least 4 tiles a CTA where that keeps a quarter of the SMs busy (4096^2, tile 256: 4 a cluster
+// beat 8 by 1.05-1.3x). Small slots leave room for two CTAs per SM; large ones (or 256-column
+// register tiles) get as many slots, hence consumer warps, as fit, since with few slots the
+// products were the slower side (4096 x 14336, tile 256, r 32: 4 slots 16.0 us, 2 slots 23.2 us).
+static DecodePlan decode_plan_for(const TsvdProblem& p, int splits, const TsvdOptions& opt) {
   using C = DecodeCfg<128, 16>;
   DecodePlan d;
+  d.splits = splits;
   d.kr = p.rank <= 16 ? 16 : p.rank <= 32 ? 32 : 64;
   const int u_data = int(p.tk * p.rank) * 2;       // [tk][r], dense
   d.a_bytes = int(p.tk / 64) * 2048;               // [16 rows][64] boxes
@@ -198,18 +208,8 @@ DecodePlan make_decode_plan(const TsvdProblem& p, int sms, const TsvdOptions& op
   const int v_bytes = int(p.tn / 64) * d.kr * 128;  // [kR][64] boxes
   d.slot_bytes = d.a_bytes + d.u_bytes + v_bytes;
   d.tx_bytes = int(p.tk / 64) * int(p.M) * 128 + u_data + v_bytes;
-  const int64_t per_sm = p.tn <= 128 && d.slot_bytes <= 24 * 1024 ? 2 : 1;  // DecodeCfg::kMinCtasPerSm
-  const int64_t rows = p.used_tile_rows(), cols = p.used_tile_cols();
-  const int64_t one_wave = std::max<int64_t>(1, sms * per_sm / cols);
-  int64_t splits = std::min<int64_t>({C::kMaxSplits, rows, one_wave});
-  if (cols * std::min<int64_t>(splits, rows / 4) >= sms / 4) splits = std::max<int64_t>(1, std::min(splits, rows / 4));
-  d.splits = int(opt.decode_splits > 0 ? std::min<int64_t>(opt.decode_splits, std::min<int64_t>(C::kMaxSplits, rows))
-                                       : splits);
-  const int64_t tiles_per_cta = (rows + d.splits - 1) / d.splits;
-  // Small slots: a ring within the two-CTAs-per-SM budget. Large ones (one CTA per SM anyway): as
-  // many slots, hence consumer warps, as fit, since the products are the slower side (run 7:
-  // 4096 x 14336, tile 256, r 32: 4 slots 16.0 us, 2 slots 23.2 us).
-  const int budget = per_sm == 2 ? kDecodeRingBudget : 226 * 1024;
+  const int64_t tiles_per_cta = (p.used_tile_rows() + splits - 1) / splits;
+  const int budget = decode_ctas_per_sm(p, d) == 2 ? kDecodeRingBudget : 226 * 1024;
   int stages = opt.decode_stages > 0 ? opt.decode_stages
                                      : int(std::min<int64_t>(budget / d.slot_bytes, tiles_per_cta));
   const int smem_fit = (227 * 1024 - 1024) / d.slot_bytes;  // Hopper's per-block shared memory (>= 3 slots)
@@ -222,6 +222,24 @@ DecodePlan make_decode_plan(const TsvdProblem& p, int sms, const TsvdOptions& op
   const int red_bytes = p.tn > 128 ? DecodeCfg<256, 16>::kRedBytes : C::kRedBytes;
   d.smem = size_t(std::max(d.stages * d.slot_bytes, red_bytes)) + 1024;  // + alignment slack
   return d;
+}
+
+DecodePlan make_decode_plan(const TsvdProblem& p, int sms, const TsvdOptions& opt) {
+  const int64_t rows = p.used_tile_rows(), cols = p.used_tile_cols();
+  const int max_splits = int(std::min<int64_t>(DecodeCfg<128, 16>::kMaxSplits, rows));
+  if (opt.decode_splits > 0) return decode_plan_for(p, std::min(opt.decode_splits, max_splits), opt);
+  int splits = 1;
+  for (int s = max_splits; s > 1; --s) {
+    const DecodePlan d = decode_plan_for(p, s, opt);
+    int clusters = decode_cluster_capacity(int(p.tn), d.kr, d.smem, s);
+    if (clusters <= 0) clusters = sms * decode_ctas_per_sm(p, d) / s;  // no device answer: an estimate
+    if (cols <= clusters) {
+      splits = s;
+      break;
+    }
+  }
+  if (cols * std::min<int64_t>(splits, rows / 4) >= sms / 4) splits = int(std::max<int64_t>(1, std::min<int64_t>(splits, rows / 4)));
+  return decode_plan_for(p, splits, opt);
 }
 
 // Shapes the fused Hopper kernel takes (tsvd_cuda_wgmma.cuh): 16-bit types, tiles of 128 or 256

@@ -312,6 +312,9 @@ cudaError_t launch_decode_bf16(const DecodePlan& plan, const DecodeArgs& a, cons
                                cudaStream_t stream);
 // The decode kernel's sm_90 code is in this build and loads on the current device (checked once).
 bool decode_kernel_loads();
+// Clusters of `splits` CTAs of the decode kernel (register tile of tn, rank padding kr, `smem`
+// bytes) that the current device holds at once (cudaOccupancyMaxActiveClusters, cached); 0 if unknown.
+int decode_cluster_capacity(int tn, int kr, size_t smem, int splits);
 cudaError_t launch_two_stage_fp16(const TwoStageArgs& a, int cfg, bool pdl, int stage_mask, cudaStream_t stream);
 cudaError_t launch_two_stage_bf16(const TwoStageArgs& a, int cfg, bool pdl, int stage_mask, cudaStream_t stream);
 
