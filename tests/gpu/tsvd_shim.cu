@@ -75,6 +75,22 @@ ortops::cuda::tsvd::TsvdOptions options(int path, int64_t min_m, int64_t cap, in
   }
   return o;
 }
+// Runs the launcher with a workspace allocated here (when the plan needs one) and waits for the
+// stream (tests): the first CUDA error, of the launch or of the run.
+int run_with_own_workspace(const ortops::TsvdProblem& p, ortops::DType dt, const void* A, const void* U,
+                           const void* V, const void* bias, void* Y, cudaStream_t st,
+                           const ortops::cuda::tsvd::TsvdOptions& o) {
+  const size_t bytes = ortops::cuda::tsvd_matmul_workspace_bytes_ex(p, dt, o);
+  void* ws = nullptr;
+  if (bytes > 0) {
+    cudaError_t err = cudaMalloc(&ws, bytes);
+    if (err != cudaSuccess) return int(err);
+  }
+  cudaError_t err = ortops::cuda::tsvd_matmul_ex(p, dt, A, U, V, bias, Y, ws, st, o);
+  cudaError_t sync = cudaStreamSynchronize(st);
+  if (ws) cudaFree(ws);
+  return int(err != cudaSuccess ? err : sync);
+}
 }  // namespace
 extern "C" int64_t ortops_test_tsvd_workspace_bytes_ex(int dtype, int64_t M, int64_t K, int64_t N, int64_t Tk,
                                                         int64_t Tn, int64_t tk, int64_t tn, int64_t r, int shared_u,
@@ -92,16 +108,7 @@ extern "C" int ortops_test_tsvd_ex(int dtype, const void* A, const void* U, cons
   const auto o = options(path, min_m, cap, gemm_cfg, pdl, stage_mask, ctas_per_sm, split_sum);
   const auto st = static_cast<cudaStream_t>(stream);
   if (workspace != nullptr) return int(ortops::cuda::tsvd_matmul_ex(p, dtype_of(dtype), A, U, V, bias, Y, workspace, st, o));
-  const size_t bytes = ortops::cuda::tsvd_matmul_workspace_bytes_ex(p, dtype_of(dtype), o);
-  void* ws = nullptr;
-  if (bytes > 0) {
-    cudaError_t err = cudaMalloc(&ws, bytes);
-    if (err != cudaSuccess) return int(err);
-  }
-  cudaError_t err = ortops::cuda::tsvd_matmul_ex(p, dtype_of(dtype), A, U, V, bias, Y, ws, st, o);
-  cudaError_t sync = cudaStreamSynchronize(st);
-  if (ws) cudaFree(ws);
-  return int(err != cudaSuccess ? err : sync);
+  return run_with_own_workspace(p, dtype_of(dtype), A, U, V, bias, Y, st, o);
 }
 
 // The decode kernel (path 4) with a given number of CTAs per cluster and ring slots (< 1: the
@@ -114,16 +121,7 @@ extern "C" int ortops_test_tsvd_decode(int dtype, const void* A, const void* U, 
   o.decode_splits = splits;
   o.decode_stages = stages;
   const auto st = static_cast<cudaStream_t>(stream);
-  const size_t bytes = ortops::cuda::tsvd_matmul_workspace_bytes_ex(p, dtype_of(dtype), o);
-  void* ws = nullptr;
-  if (bytes > 0) {
-    cudaError_t err = cudaMalloc(&ws, bytes);
-    if (err != cudaSuccess) return int(err);
-  }
-  cudaError_t err = ortops::cuda::tsvd_matmul_ex(p, dtype_of(dtype), A, U, V, bias, Y, ws, st, o);
-  cudaError_t sync = cudaStreamSynchronize(st);
-  if (ws) cudaFree(ws);
-  return int(err != cudaSuccess ? err : sync);
+  return run_with_own_workspace(p, dtype_of(dtype), A, U, V, bias, Y, st, o);
 }
 
 // The decode kernel's launch geometry on the current device: out = {CTAs per cluster, ring slots,

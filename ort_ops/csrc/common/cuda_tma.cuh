@@ -81,11 +81,6 @@ __device__ __forceinline__ void prefetch_map(const CUtensorMap* map) {
 }
 
 // ---- thread-block clusters ----
-__device__ __forceinline__ uint32_t cluster_rank() {
-  uint32_t r = 0;
-  ORTOPS_TMA_ASM("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-  return r;
-}
 // Every thread of every CTA of the cluster arrives (release: its shared-memory writes become
 // visible to the peers) and waits (acquire).
 __device__ __forceinline__ void cluster_sync() {
