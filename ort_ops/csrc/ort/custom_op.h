@@ -105,6 +105,18 @@ inline std::string node_name(const OrtKernelInfo* info) {
   return name.empty() ? "<unnamed>" : name;
 }
 
+// Input i is a constant initializer of the graph (its value cannot change between runs); false
+// when ORT cannot say.
+inline bool constant_input(const OrtKernelInfo* info, size_t i) {
+  int is_constant = 0;
+  try {
+    Ort::ConstKernelInfo(info).GetTensorConstantInput(i, &is_constant);
+  } catch (const Ort::Exception&) {
+    return false;
+  }
+  return is_constant != 0;
+}
+
 // An optional scalar attribute: nullopt when the node does not carry it.
 std::optional<int64_t> int_attribute(const OrtKernelInfo* info, const char* name);
 std::optional<float> float_attribute(const OrtKernelInfo* info, const char* name);

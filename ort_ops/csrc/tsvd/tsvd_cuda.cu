@@ -410,6 +410,7 @@ cudaError_t launch_decode_path(const TsvdProblem& p, DType dtype, const void* A,
   a.a_bytes = d.a_bytes, a.u_bytes = d.u_bytes, a.slot_bytes = d.slot_bytes, a.tx_bytes = d.tx_bytes;
   a.shared_u = p.shared_u;
   a.stage_mask = opt.stage_mask;
+  a.factors_early = p.factors_constant;
   const int cols = int(p.used_tile_cols());
   return dtype == DType::kFloat16 ? launch_decode_fp16(d, a, mapA, mapU, mapV, cols, pdl, stream)
                                   : launch_decode_bf16(d, a, mapA, mapU, mapV, cols, pdl, stream);

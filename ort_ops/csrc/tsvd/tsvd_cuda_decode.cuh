@@ -61,7 +61,10 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinCtasPerSm) tsvd_decode_ker
       asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(p), "r"(0) : "memory");
     }
     __syncthreads();
-    griddep_wait();  // A may come from the previous kernel, which may also still read Y's memory
+    // A may come from the previous kernel, which may also still read Y's memory. The producer
+    // waits later when the factors are constant: the first ring's U and V loads go out before,
+    // overlapping the previous kernel's tail.
+    if (warp != kW || !a.factors_early) griddep_wait();
 
     float acc[1][kNT8][4];  // this warp's Y_j (16 x kTN), fp32
     zero_acc(acc);
@@ -70,16 +73,28 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinCtasPerSm) tsvd_decode_ker
       if (lane == 0 && (a.stage_mask & 1)) {
         tma::prefetch_map(&mapA), tma::prefetch_map(&mapU), tma::prefetch_map(&mapV);
         const int u_lines = a.tk * a.r / 64;
-        for (int t = 0; t < n_t; ++t) {
-          const int s = t % a.stages, round = t / a.stages;
-          const uint32_t full = full0 + 8 * s, slot = ring + s * a.slot_bytes;
-          if (round > 0) tma::mbar_wait(empty0 + 8 * s, (round - 1) & 1);
-          tma::mbar_arrive_expect_tx(full, a.tx_bytes);
-          const int i = q + S * t, tile = i * a.Tn + j;
-          for (int b = 0; b < a.tk / 64; ++b) tma::load_2d(slot + b * 2048, &mapA, i * a.tk + b * 64, 0, full);
+        auto load_factors = [&](int t, uint32_t slot, uint32_t full) {
+          const int tile = (q + S * t) * a.Tn + j;
           tma::load_2d(slot + a.a_bytes, &mapU, 0, (a.shared_u ? 0 : tile) * u_lines, full);
           for (int h = 0; h < a.tn / 64; ++h)
             tma::load_3d(slot + a.a_bytes + a.u_bytes + h * kR * 128, &mapV, h * 64, 0, tile, full);
+        };
+        const int early = a.factors_early ? min(n_t, a.stages) : 0;  // tiles whose factors go out first
+        for (int t = 0; t < early; ++t) {
+          tma::mbar_arrive_expect_tx(full0 + 8 * t, a.tx_bytes);
+          load_factors(t, ring + t * a.slot_bytes, full0 + 8 * t);
+        }
+        if (a.factors_early) griddep_wait();
+        for (int t = 0; t < n_t; ++t) {
+          const int s = t % a.stages, round = t / a.stages;
+          const uint32_t full = full0 + 8 * s, slot = ring + s * a.slot_bytes;
+          if (t >= early) {
+            if (round > 0) tma::mbar_wait(empty0 + 8 * s, (round - 1) & 1);
+            tma::mbar_arrive_expect_tx(full, a.tx_bytes);
+            load_factors(t, slot, full);
+          }
+          for (int b = 0; b < a.tk / 64; ++b)
+            tma::load_2d(slot + b * 2048, &mapA, (q + S * t) * a.tk + b * 64, 0, full);
         }
       }
     } else if (warp < a.consumers) {

@@ -148,6 +148,7 @@ struct DecodeArgs {
   int tx_bytes;      // bytes the TMA brings per slot (A's rows past M are not loaded)
   int shared_u;
   int stage_mask;    // benchmarks only (wrong results otherwise): 1 loads only, 2 products only; 3 both
+  int factors_early; // U, V constant: the first ring's factor loads go out before griddepcontrol.wait
 };
 
 // Launch geometry of the decode kernel (make_decode_plan, tsvd_cuda.cu).

@@ -41,7 +41,9 @@ TsvdProblem problem_of(Ort::KernelContext& ctx, const std::vector<int64_t>& a, c
 }  // namespace
 
 TsvdKernelBase::TsvdKernelBase(const OrtKernelInfo* info)
-    : node_(node_name(info)), out_features_(read_out_features(info, node_)) {}
+    : node_(node_name(info)),
+      out_features_(read_out_features(info, node_)),
+      factors_constant_(constant_input(info, kU) && constant_input(info, kV)) {}
 
 void TsvdKernelBase::InferShape(ShapeInference& ctx, ONNXTensorElementDataType type) {
   auto a = ctx.input(kA);
@@ -90,7 +92,8 @@ void TsvdCudaKernel::Compute(OrtKernelContext* raw) const {
   auto A = ctx.GetInput(kA);
   const auto a_info = A.GetTensorTypeAndShapeInfo();
   const auto a_shape = a_info.GetShape();
-  const TsvdProblem p = problem_of(ctx, a_shape, node_, out_features_);
+  TsvdProblem p = problem_of(ctx, a_shape, node_, out_features_);
+  p.factors_constant = factors_constant_;
   auto out = ctx.GetOutput(0, tsvd_output_shape(a_shape, p.N));
   if (p.M == 0) return;
   const DType dtype = dtype_of(a_info.GetElementType(), "TSVDMatMul", node_);

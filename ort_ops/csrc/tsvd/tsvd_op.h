@@ -12,7 +12,8 @@ class TsvdKernelBase {
 
  protected:
   std::string node_;
-  int64_t out_features_;  // -1: absent (N = Tn * tn)
+  int64_t out_features_;   // -1: absent (N = Tn * tn)
+  bool factors_constant_;  // U and V are constant initializers (TsvdProblem::factors_constant)
 };
 
 // T: float, Ort::Float16_t or Ort::BFloat16_t (computed in float32, see ort/cpu_types.h).

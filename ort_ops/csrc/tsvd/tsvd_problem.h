@@ -19,6 +19,9 @@ struct TsvdProblem {
   bool shared_u = false;     // U is [1, 1, tk, r], shared by all tiles
   bool shared_v = false;     // V is [1, 1, r, tn] (TSVD-common)
   bool has_bias = false;
+  // U and V are never written while calls run (the node's constant initializers): a kernel may read
+  // them before the previous kernel in the stream has finished (programmatic dependent launch).
+  bool factors_constant = false;
 
   // Element offsets of tile (i, j)'s factors inside U ([Tk, Tn, tk, r]) and V ([Tk, Tn, r, tn]).
   int64_t u_offset(int64_t i, int64_t j) const { return shared_u ? 0 : (i * Tn + j) * tk * rank; }
