@@ -44,7 +44,7 @@ timeout ${BENCH_TIMEOUT:-200} python3 benchmarks/gpu_tsvd.py --ms "${BENCH_MS:-1
   --out "$out" --label _decode > "$out/bench.log" 2>&1
 echo "bench rc=$?"; grep -E "^(#|K)" "$out/bench.log" | sed -E 's/ err [0-9.e+-]+//g; s/\| *[0-9.]+ TB\/s .*TF\/s *//' | cut -c1-230
 grep -E "Error|error" "$out/bench.log" | head -5
-if [ -n "${SWEEP_SHAPES:-4096x4096,4096x14336}" ]; then  # cluster size and ring depth, forced one at a time
+if [ -n "${SWEEP_SHAPES-4096x4096,4096x14336}" ]; then  # cluster size and ring depth, forced one at a time
   timeout ${SWEEP_TIMEOUT:-150} python3 benchmarks/gpu_tsvd.py --ms "${SWEEP_MS:-1,16}" --shapes "${SWEEP_SHAPES:-4096x4096,4096x14336}" \
     --variants decode_sweep --out "$out" --label _decode_sweep > "$out/sweep.log" 2>&1
   echo "sweep rc=$?"; grep -E "^K" "$out/sweep.log" | sed -E 's/ err [0-9.e+-]+//g; s/\| *[0-9.]+ TB\/s .*TF\/s *//; s/dense .*tsvd/tsvd/' | cut -c1-230
