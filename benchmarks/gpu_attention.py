@@ -10,10 +10,11 @@ Time: CUDA events. Ours and SDPA: a CUDA graph of `--calls` back-to-back calls (
 sets so that repeated calls do not hit L2), median over replays, per call. Flex and HF: eager,
 median of per-call event pairs. TFLOP/s counts the useful FLOPs 4·B·H·S·(2w+1+G)·D. Parts: 'band'
 runs the band CTAs alone (with the mask compaction), 'global' the global-row CTAs + combine (with
-the compaction), 'compact' the compaction alone. Schedules, both timed in every row: '1grid' one
-launch with both CTA kinds, '2strm' global-row CTAs on a side stream forked from and joined to the
-caller's stream; 'ours' is the launcher's default of the two. 'sync' / 'bndsync': the op and the
-band alone with the band tiles on mma.sync instead of the sm_90a warpgroup-MMA path (A/B)."""
+the compaction), 'compact' the compaction alone. 'ours' is the launcher's default (on Hopper, head
+dim 64: the band kernel on the caller's stream, the global rows on a side stream). A/B columns in
+the same run: '1grid' the fused kernel with both CTA kinds in one launch, '2strmF' the fused
+kernel's band CTAs with the global rows on a side stream; 'bandF' / 'bndsync' the band alone in
+the fused kernel on warpgroup MMAs / on mma.sync."""
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import cuda_timing  # noqa: E402
 from attention_gpu_util import (  # noqa: E402
-    BAND_MMA_SYNC, SCHED_ONE_GRID, SCHED_TWO_STREAM, default_schedule, make_mask, run_op, workspace_bytes)
+    BAND_FUSED, BAND_MMA_SYNC, SCHED_ONE_GRID, SCHED_TWO_STREAM, make_mask, run_op, workspace_bytes)
 
 H, D, W = 12, 64, 256
 PEAK = 739.0  # TFLOP/s, torch fp16 GEMM 8192³ on this H200 (shared/notes/anchors-h200.md)
@@ -84,28 +85,25 @@ def main():
                 run = lambda i, parts=3: run_op(*sets[i], mask, H, W, out=out, workspace=ws, parts=parts)  # noqa
                 rc, _ = run(0)
                 assert rc == 0, f"launcher error {rc}"
-                t_one = graph_time(lambda i: run(i, 3 | SCHED_ONE_GRID), n_sets, args.calls, args.replays)
-                t_two = graph_time(lambda i: run(i, 3 | SCHED_TWO_STREAM), n_sets, args.calls, args.replays)
-                t = t_two if default_schedule(B, S) == SCHED_TWO_STREAM else t_one
-                t_band = graph_time(lambda i: run(i, 1), n_sets, args.calls, args.replays)
-                # A/B in the same run: the band on mma.sync instead of warpgroup MMAs (wgmma).
-                sched = default_schedule(B, S)
-                t_sync = graph_time(lambda i: run(i, 3 | sched | BAND_MMA_SYNC), n_sets, args.calls, args.replays)
-                t_band_sync = graph_time(lambda i: run(i, 1 | BAND_MMA_SYNC), n_sets, args.calls, args.replays)
-                t_glob = graph_time(lambda i: run(i, 2), n_sets, args.calls, args.replays)
-                t_comp = graph_time(lambda i: run(i, 0), n_sets, args.calls, args.replays)
+                timed = lambda parts: graph_time(lambda i: run(i, parts), n_sets, args.calls, args.replays)  # noqa
+                t = timed(3)  # the launcher's default
+                t_one = timed(3 | SCHED_ONE_GRID)  # the fused kernel, both CTA kinds in one grid
+                t_two_fused = timed(3 | SCHED_TWO_STREAM | BAND_FUSED)
+                t_band = timed(1)
+                # A/B in the same run: the band in the fused kernel (warpgroup MMAs; mma.sync).
+                t_band_fused = timed(1 | BAND_FUSED)
+                t_band_sync = timed(1 | BAND_FUSED | BAND_MMA_SYNC)
+                t_glob = timed(2)
+                t_comp = timed(0)
                 t_eager = eager_time(run, n_sets, 30)
                 flops = 4 * B * H * S * (2 * W + 1 + G) * D
-                t_eager2 = eager_time(lambda i: run(i, 3 | SCHED_TWO_STREAM), n_sets, 30)
-                t_eager1 = eager_time(lambda i: run(i, 3 | SCHED_ONE_GRID), n_sets, 30)
-                rows.append(dict(B=B, S=S, G=G, place=place, ms=t, ms_one_grid=t_one, ms_two_stream=t_two,
-                                 ms_eager=t_eager, ms_eager_one_grid=t_eager1, ms_eager_two_stream=t_eager2,
-                                 band_ms=t_band, ms_mma_sync=t_sync, band_mma_sync_ms=t_band_sync, global_ms=t_glob,
-                                 compact_ms=t_comp, tflops=flops / t / 1e9,
-                                 sdpa_ms=t_sdpa))
-                print(f"B={B} S={S} G={G} {place}: {t:.4f} ms ({flops / t / 1e9:.0f} TFLOP/s) 1grid {t_one:.4f} "
-                      f"2strm {t_two:.4f} band {t_band:.4f} (mma.sync: op {t_sync:.4f} band {t_band_sync:.4f}) global {t_glob:.4f} compact {t_comp:.4f} "
-                      f"eager {t_eager:.4f} (1grid {t_eager1:.4f} 2strm {t_eager2:.4f}) sdpa {t_sdpa:.4f}", flush=True)
+                rows.append(dict(B=B, S=S, G=G, place=place, ms=t, ms_one_grid=t_one, ms_two_stream_fused=t_two_fused,
+                                 ms_eager=t_eager, band_ms=t_band, band_fused_ms=t_band_fused,
+                                 band_mma_sync_ms=t_band_sync, global_ms=t_glob, compact_ms=t_comp,
+                                 tflops=flops / t / 1e9, sdpa_ms=t_sdpa))
+                print(f"B={B} S={S} G={G} {place}: {t:.4f} ms ({flops / t / 1e9:.0f} TFLOP/s) fused: 1grid {t_one:.4f} "
+                      f"2strm {t_two_fused:.4f}; band {t_band:.4f} (fused {t_band_fused:.4f}, mma.sync {t_band_sync:.4f}) "
+                      f"global {t_glob:.4f} compact {t_comp:.4f} eager {t_eager:.4f} sdpa {t_sdpa:.4f}", flush=True)
         del sets, sd, ws, out
         torch.cuda.empty_cache()
 
@@ -158,16 +156,15 @@ def main():
     dev_name = torch.cuda.get_device_name()
     print(f"\n{dev_name}, torch {torch.__version__}, fp16, H={H} D={D} w={W}; ms per call (graph), "
           f"TFLOP/s on useful FLOPs, % of {PEAK:.0f}; 'ours' = the launcher's default schedule at that size")
-    print(f"{'B':>2} {'S':>6} {'G':>3} {'place':9} {'ours':>7} {'TF/s':>5} {'%pk':>4} {'1grid':>7} {'2strm':>7} "
-          f"{'band':>7} {'sync':>7} {'bndsync':>7} {'global':>7} {'cmpct':>6} {'eager':>7} {'eager1':>7} {'eager2':>7} {'sdpa':>7} {'flex':>7} "
+    print(f"{'B':>2} {'S':>6} {'G':>3} {'place':9} {'ours':>7} {'TF/s':>5} {'%pk':>4} {'1grid':>7} {'2strmF':>7} "
+          f"{'band':>7} {'bandF':>7} {'bndsync':>7} {'global':>7} {'cmpct':>6} {'eager':>7} {'sdpa':>7} {'flex':>7} "
           f"{'hf':>7}")
     for r in rows:
         f = lambda k: f"{r[k]:7.4f}" if k in r else f"{'-':>7}"  # noqa: E731
         print(f"{r['B']:>2} {r['S']:>6} {r['G']:>3} {r['place']:9} {r['ms']:7.4f} {r['tflops']:5.0f} "
-              f"{100 * r['tflops'] / PEAK:4.0f} {r['ms_one_grid']:7.4f} {r['ms_two_stream']:7.4f} "
-              f"{r['band_ms']:7.4f} {r['ms_mma_sync']:7.4f} {r['band_mma_sync_ms']:7.4f} {r['global_ms']:7.4f} {r['compact_ms']:6.4f} {r['ms_eager']:7.4f} "
-              f"{r['ms_eager_one_grid']:7.4f} {r['ms_eager_two_stream']:7.4f} {r['sdpa_ms']:7.4f} {f('flex_ms')} "
-              f"{f('hf_ms')}")
+              f"{100 * r['tflops'] / PEAK:4.0f} {r['ms_one_grid']:7.4f} {r['ms_two_stream_fused']:7.4f} "
+              f"{r['band_ms']:7.4f} {r['band_fused_ms']:7.4f} {r['band_mma_sync_ms']:7.4f} {r['global_ms']:7.4f} "
+              f"{r['compact_ms']:6.4f} {r['ms_eager']:7.4f} {r['sdpa_ms']:7.4f} {f('flex_ms')} {f('hf_ms')}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(dict(device=dev_name, torch=torch.__version__, rows=rows), fh, indent=1)

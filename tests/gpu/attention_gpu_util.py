@@ -23,6 +23,9 @@ SCHED_DEFAULT, SCHED_ONE_GRID, SCHED_TWO_STREAM = 0, 4, 8
 # OR'ed into `parts`: band tiles on mma.sync even where the sm_90a warpgroup-MMA (wgmma) band path
 # is built (head dim 64, the launcher's default there); for A/B runs and to keep mma.sync tested.
 BAND_MMA_SYNC = 16
+# OR'ed into `parts`: the band CTAs in the fused kernel rather than the Hopper band kernel (sm_90a
+# build, head dims 40..64, the launcher's default there); for A/B runs and to keep it tested.
+BAND_FUSED = 32
 
 _lib = None
 

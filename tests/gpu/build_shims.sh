@@ -20,7 +20,7 @@ if [[ " $targets " == *" tsvd "* ]]; then
 fi
 if [[ " $targets " == *" attention "* ]]; then
   nvcc "${flags[@]}" -Xptxas=-warn-spills -shared -Xcompiler -fPIC tests/gpu/attention_shim.cu \
-    ort_ops/csrc/multigrain/attention_cuda*.cu -o "$out/libattention_shim.so" & pids+=($!)
+    ort_ops/csrc/multigrain/attention_cuda*.cu ort_ops/csrc/common/tensor_map.cu -o "$out/libattention_shim.so" & pids+=($!)
   nvcc "${flags[@]}" tests/gpu/wgmma_probe.cu -o "$out/wgmma_probe" & pids+=($!)
 fi
 for p in "${pids[@]}"; do wait "$p"; done

@@ -2,12 +2,13 @@
   compute-sanitizer --tool memcheck python3 tests/gpu/sanitize_attention.py
 Every dtype and the three head-dim instances, padding, scattered globals (G <= 16: the narrow
 global tiles), G > 64, an invalid mask row; both schedules (one grid, two streams); at head dim 64
-the band on warpgroup MMAs (sm_90a default) and on mma.sync. Prints the relative error per run."""
+the band in the Hopper band kernel (sm_90a default), in the fused kernel on warpgroup MMAs, and
+on mma.sync. Prints the relative error per run."""
 import sys
 
 import torch
 
-from attention_gpu_util import (BAND_MMA_SYNC, PARTS_ALL, SCHED_ONE_GRID, SCHED_TWO_STREAM, make_inputs, make_mask, rel_err, run_op,
+from attention_gpu_util import (BAND_FUSED, BAND_MMA_SYNC, PARTS_ALL, SCHED_ONE_GRID, SCHED_TWO_STREAM, make_inputs, make_mask, rel_err, run_op,
                                 torch_reference)
 
 gen = torch.Generator().manual_seed(5)
@@ -19,6 +20,7 @@ mask = mask.cuda()
 worst = 0.0
 runs = [(dtype, D, 0) for dtype in (torch.float32, torch.float16, torch.bfloat16) for D in (32, 64, 128)]
 runs += [(torch.float16, 64, SCHED_ONE_GRID), (torch.float16, 64, SCHED_TWO_STREAM)]  # both schedules
+runs += [(torch.float16, 64, SCHED_TWO_STREAM | BAND_FUSED), (torch.bfloat16, 48, 0)]  # fused band; band kernel, D 48
 runs += [(torch.bfloat16, 64, SCHED_ONE_GRID | BAND_MMA_SYNC)]  # the mma.sync band at head dim 64
 for dtype, D, sched in runs:
     x = make_inputs(B, S, H, D, dtype, True, gen)

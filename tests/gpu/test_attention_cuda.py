@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from attention_gpu_util import (  # noqa: E402
-    BAND_MMA_SYNC, CUDA_ERROR_INVALID_VALUE, PARTS_ALL, PARTS_BAND, PARTS_GLOBAL, SCHED_ONE_GRID, SCHED_TWO_STREAM, SHIM_PATH,
+    BAND_FUSED, BAND_MMA_SYNC, CUDA_ERROR_INVALID_VALUE, PARTS_ALL, PARTS_BAND, PARTS_GLOBAL, SCHED_ONE_GRID, SCHED_TWO_STREAM, SHIM_PATH,
     describe_mismatch, hf_longformer_attention, make_inputs, make_mask, rel_err, run_op, torch_reference,
     workspace_bytes)
 
@@ -94,12 +94,16 @@ def test_long_sequences():
     case("S=9000 splits=16", 1, 9000, 1, 64, 64, torch.float16, [(20, "scattered", 8999)])
 
 
+BAND_PATHS = {"default": 0, "fused wgmma": BAND_FUSED, "fused mma.sync": BAND_FUSED | BAND_MMA_SYNC}
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=lambda d: str(d).replace("torch.", ""))
 @pytest.mark.parametrize("w", [0, 7, 100, 256])
-def test_band_mma_sync_and_wgmma_agree(dtype, w):
-    # The sm_90a build runs head-dim-64 band tiles on warpgroup MMAs (every other D = 64 test on a
-    # Hopper GPU exercises that); BAND_MMA_SYNC keeps them on mma.sync (other GPUs). Both against
-    # the float64 reference, and against each other (same rounding points, so they differ only by
+def test_band_paths_agree(dtype, w):
+    # Head dim 64 on Hopper (sm_90a build): the default band is the Hopper band kernel (every other
+    # D = 40..64 test on that GPU goes through it); BAND_FUSED keeps the band CTAs in the fused
+    # kernel (warpgroup MMAs), BAND_MMA_SYNC there on mma.sync (what other GPUs run). Each against
+    # the float64 reference, and against each other (same rounding points: they differ only by
     # fp32 accumulation order).
     B, S, H, D = 2, 1111, 3, 64
     gen = torch.Generator().manual_seed(SEED + 77 + w)
@@ -107,14 +111,43 @@ def test_band_mma_sync_and_wgmma_agree(dtype, w):
     x = make_inputs(B, S, H, D, dtype, True, gen)
     ref = torch_reference(*x, mask, H, w)
     outs = []
-    for extra in (0, BAND_MMA_SYNC):
+    for name, extra in BAND_PATHS.items():
         rc, out = run_op(*x, mask, H, w, parts=PARTS_ALL | extra)
-        assert rc == 0, f"launcher returned cudaError {rc}"
+        assert rc == 0, f"{name}: launcher returned cudaError {rc}"
         torch.cuda.synchronize()
-        check(f"band path {'mma.sync' if extra else 'default'} w={w}", dtype, out, ref)
+        check(f"band path {name} w={w}", dtype, out, ref)
         outs.append(out)
-    diff = (outs[0].double() - outs[1].double()).abs().max().item()
-    assert diff <= ABS_TOL[dtype] / 2, f"wgmma and mma.sync band paths differ by {diff:.3g} (seed={SEED})"
+    for name, out in zip(list(BAND_PATHS)[1:], outs[1:]):
+        diff = (outs[0].double() - out.double()).abs().max().item()
+        assert diff <= ABS_TOL[dtype] / 2, f"default and {name} band paths differ by {diff:.3g} (seed={SEED})"
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=lambda d: str(d).replace("torch.", ""))
+def test_band_kernel_ring_and_ranges(dtype):
+    # The Hopper band kernel's load ring: one-block key ranges with 4 gathered global blocks (the
+    # ring wraps on gathered blocks, G = 200 > 3 slots of 64), a window wider than the sequence
+    # (every tile walks all of it), a sequence shorter than one tile, D = 48 (zero-filled columns).
+    case("w=0, G=200 gathered ring", 1, 700, 2, 64, 0, dtype, [(200, "scattered", 690)])
+    case("w >= S", 2, 300, 2, 64, 1000, dtype, [(3, "scattered", 290), (0, "first", 300)])
+    case("S < 64", 2, 20, 2, 64, 5, dtype, [(2, "scattered", 17), (1, "first", 20)])
+    case("D=48 G=65", 2, 1000, 3, 48, 130, dtype, [(65, "scattered", 1000), (1, "first", 999)], mask64=True)
+
+
+def test_unaligned_mask_falls_back():
+    # A mask whose data is not 16-byte aligned cannot be a TMA source: the launcher runs the fused
+    # kernel's band instead, with the same result.
+    gen = torch.Generator().manual_seed(SEED + 23)
+    B, S, H, D, w = 2, 333, 2, 64, 40
+    dense = torch.stack([make_mask(S, 5, "scattered", 320, gen), make_mask(S, 2, "first", S, gen)])
+    store = torch.zeros(B * S + 1, dtype=torch.int32, device="cuda")
+    mask = store[1:].view(B, S)
+    mask.copy_(dense)
+    assert mask.data_ptr() % 16 != 0
+    x = make_inputs(B, S, H, D, torch.float16, True, gen)
+    rc, out = run_op(*x, mask, H, w)
+    assert rc == 0
+    torch.cuda.synchronize()
+    check("unaligned mask", torch.float16, out, torch_reference(*x, dense.cuda(), H, w))
 
 
 def test_deterministic_and_parts():
@@ -166,11 +199,17 @@ def test_two_stream_equals_one_grid(dtype):
     mask = mask.long().cuda()
     x = make_inputs(B, S, H, D, dtype, True, gen)
     rc1, one = run_op(*x, mask, H, w, parts=PARTS_ALL | SCHED_ONE_GRID)
-    rc2, two = run_op(*x, mask, H, w, parts=PARTS_ALL | SCHED_TWO_STREAM)
+    rc2, two = run_op(*x, mask, H, w, parts=PARTS_ALL | SCHED_TWO_STREAM | BAND_FUSED)
     torch.cuda.synchronize()
     assert rc1 == 0 and rc2 == 0
     assert torch.equal(one[:2], two[:2]) and torch.isnan(two[2]).all()
-    check("two streams", dtype, two, torch_reference(*x, mask.clamp(max=2), H, w), bad_rows=(2,))
+    ref = torch_reference(*x, mask.clamp(max=2), H, w)
+    check("two streams", dtype, two, ref, bad_rows=(2,))
+    # The default (on Hopper: the band kernel on the caller's stream) on the same inputs.
+    rc3, dflt = run_op(*x, mask, H, w)
+    torch.cuda.synchronize()
+    assert rc3 == 0
+    check("default schedule", dtype, dflt, ref, bad_rows=(2,))
 
 
 def test_two_stream_concurrent_threads():
@@ -181,9 +220,10 @@ def test_two_stream_concurrent_threads():
     B, S, H, D, w = 1, 900, 2, 64, 40
     mask = make_mask(S, 5, "scattered", S, gen)[None].cuda()
     x = make_inputs(B, S, H, D, torch.float16, True, gen)
-    rc, ref_out = run_op(*x, mask, H, w, parts=PARTS_ALL | SCHED_ONE_GRID)
+    rc, ref_out = run_op(*x, mask, H, w, parts=PARTS_ALL | SCHED_TWO_STREAM)
     torch.cuda.synchronize()
     assert rc == 0
+    check("two streams, one thread", torch.float16, ref_out, torch_reference(*x, mask, H, w))
     n_threads, reps = 4, 6
     outs = [[torch.full_like(x[0], float("nan")) for _ in range(reps)] for _ in range(n_threads)]
     wss = [torch.empty(workspace_bytes(B, S, H, D, w, torch.float16), dtype=torch.uint8, device="cuda")

@@ -34,8 +34,8 @@ PFN_cuTensorMapEncodeTiled_v12000 encoder() {
 
 }  // namespace
 
-bool encode_tensor_map_16bit(CUtensorMap* map, const void* base, int rank, const uint64_t* dims,
-                             const uint64_t* strides, const uint32_t* box, int swizzle_bytes) {
+bool encode_tensor_map(CUtensorMap* map, MapElem elem, const void* base, int rank, const uint64_t* dims,
+                       const uint64_t* strides, const uint32_t* box, int swizzle_bytes) {
   const auto encode = encoder();
   if (encode == nullptr || rank < 1 || rank > 5) return false;
   const CUtensorMapSwizzle swizzle = swizzle_bytes == 128 ? CU_TENSOR_MAP_SWIZZLE_128B
@@ -50,8 +50,12 @@ bool encode_tensor_map_16bit(CUtensorMap* map, const void* base, int rank, const
     unit[d] = 1;
     if (d > 0) g_strides[d - 1] = strides[d];
   }
-  // The element type only matters for NaN out-of-bounds fill, which is not used: zeros are.
-  return encode(map, CU_TENSOR_MAP_DATA_TYPE_UINT16, cuuint32_t(rank), const_cast<void*>(base), g_dims, g_strides,
+  // Beyond its size, the element type only matters for NaN out-of-bounds fill, which is not
+  // used: zeros are.
+  const CUtensorMapDataType type = elem == MapElem::kInt32   ? CU_TENSOR_MAP_DATA_TYPE_INT32
+                                   : elem == MapElem::kInt64 ? CU_TENSOR_MAP_DATA_TYPE_INT64
+                                                             : CU_TENSOR_MAP_DATA_TYPE_UINT16;
+  return encode(map, type, cuuint32_t(rank), const_cast<void*>(base), g_dims, g_strides,
                 g_box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }

@@ -10,7 +10,9 @@
 //                     dependent of 1: band CTAs run their band before waiting for 1 (they need it
 //                     only for the gathered global keys and the invalid-row flag)
 // Schedule::kTwoStream instead launches the global-row CTAs on a side stream (fork after 1, join
-// back before returning) and the band CTAs on `stream`; see side_stream_for().
+// back before returning) and the band CTAs on `stream`; see side_stream_for(). There, on Hopper
+// (sm_90a build, head dims 40..64), the band runs in its own kernel (attention_cuda_band_sm90.cu),
+// and that schedule is then the default.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -273,6 +275,30 @@ cudaError_t dispatch(DType dtype, const FlashParams& fp, bool pdl, cudaStream_t 
                                   : dispatch_head_dim<DType::kBFloat16>(fp, pdl, stream);
 }
 
+// The band part alone on `stream`: the Hopper band kernel where it runs (sm90_band), else (or
+// when the driver rejects its tensor maps) the fused kernel's band CTAs.
+cudaError_t launch_band(DType dtype, const FlashParams& band, bool sm90_band, bool pdl, cudaStream_t stream) {
+  if (sm90_band) {
+    const cudaError_t err = dtype == DType::kFloat16 ? launch_band_sm90<DType::kFloat16>(band, pdl, stream)
+                                                     : launch_band_sm90<DType::kBFloat16>(band, pdl, stream);
+    if (err != cudaErrorNotSupported) return err;
+  }
+  return dispatch(dtype, band, pdl, stream);
+}
+
+// The Hopper band kernel needs its sm_90a machine code in this build (CMake defines
+// ORTOPS_CUDA_SM90A when the architecture list has 90a), a compute capability 9.0 device, a head
+// dim served by the 64 instance, and mask coordinates (b * S + key) within int32 for its TMA.
+bool band_sm90_runs(int cc_major, int cc_minor, const FlashParams& fp) {
+#if defined(ORTOPS_CUDA_SM90A)
+  return cc_major == 9 && cc_minor == 0 && fp.D > 32 && fp.D <= 64 &&
+         static_cast<int64_t>(fp.B) * fp.S <= INT32_MAX;
+#else
+  (void)cc_major, (void)cc_minor, (void)fp;
+  return false;
+#endif
+}
+
 // Side stream of the two-stream schedule, one per (device, caller stream), created on first use
 // and kept for the process (never destroyed: destruction at exit could run after the CUDA
 // context is gone). Its mutex makes the fork / launch / join sequence atomic against other host
@@ -321,7 +347,8 @@ cudaError_t side_stream_for(cudaStream_t caller, SideStream** out) {
 
 // Band CTAs on `stream`, global-row CTAs on the side stream: fork after the compaction (already
 // on `stream`), join back before returning.
-cudaError_t launch_two_stream(DType dtype, FlashParams fp, bool pdl, cudaStream_t stream, SideStream* side) {
+cudaError_t launch_two_stream(DType dtype, FlashParams fp, bool sm90_band, bool pdl, cudaStream_t stream,
+                              SideStream* side) {
   FlashParams band = fp, glob = fp;
   band.global_ctas = 0;
   glob.band_ctas = 0;
@@ -332,7 +359,7 @@ cudaError_t launch_two_stream(DType dtype, FlashParams fp, bool pdl, cudaStream_
   const cudaError_t err_glob = dispatch(dtype, glob, false, side->stream);
   // Join even when the launch failed, so that a capture on `stream` stays well-formed.
   if ((err = cudaEventRecord(side->join, side->stream)) != cudaSuccess) return err;
-  const cudaError_t err_band = dispatch(dtype, band, pdl, stream);
+  const cudaError_t err_band = launch_band(dtype, band, sm90_band, pdl, stream);
   if ((err = cudaStreamWaitEvent(stream, side->join, 0)) != cudaSuccess) return err;
   return err_glob != cudaSuccess ? err_glob : err_band;
 }
@@ -432,18 +459,23 @@ cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query,
   fp.global_ctas = (opt.parts & kGlobalRows) ? (sp.splits + kExtraCtas) * BH : 0;
   fp.band_ctas = (opt.parts & kBand) ? fp.q_tiles * BH : 0;
   fp.band_wgmma = opt.band_wgmma ? 1 : 0;  // takes effect only in the sm_90a build, head dim 64
-  // Programmatic dependent launch needs sm_90; the attribute query is a host call (no sync).
-  int device = 0, major = 0;
+  // Programmatic dependent launch needs sm_90; the attribute queries are host calls (no sync).
+  int device = 0, major = 0, minor = 0;
   if ((err = cudaGetDevice(&device)) != cudaSuccess) return err;
   if ((err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device)) != cudaSuccess) return err;
+  if ((err = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device)) != cudaSuccess) return err;
   const bool pdl = major >= 9;
-  const Schedule schedule = opt.schedule == Schedule::kDefault ? default_schedule(p.batch, p.seq_len) : opt.schedule;
-  if (schedule == Schedule::kTwoStream && fp.global_ctas > 0 && fp.band_ctas > 0) {
+  const bool sm90_band = opt.band_kernel && opt.band_wgmma && band_sm90_runs(major, minor, fp);
+  Schedule schedule = opt.schedule;
+  if (schedule == Schedule::kDefault)
+    schedule = sm90_band ? Schedule::kTwoStream : default_schedule(p.batch, p.seq_len);
+  if (fp.global_ctas == 0) return launch_band(dtype, fp, sm90_band, pdl, stream);
+  if (schedule == Schedule::kTwoStream && fp.band_ctas > 0) {
     SideStream* side = nullptr;
     if ((err = side_stream_for(stream, &side)) != cudaSuccess) return err;
-    if (side) return launch_two_stream(dtype, fp, pdl, stream, side);
+    if (side) return launch_two_stream(dtype, fp, sm90_band, pdl, stream, side);
   }
-  return dispatch(dtype, fp, pdl, stream);
+  return dispatch(dtype, fp, pdl, stream);  // one grid: the fused kernel holds both kinds
 }
 
 }  // namespace multigrain

@@ -63,10 +63,19 @@ struct FlashParams {
 template <DType kType, int kHeadDim>
 cudaError_t launch_flash(const FlashParams& fp, bool pdl, cudaStream_t stream);
 
+// Hopper band kernel (attention_cuda_band_sm90.cu; sm_90a build, compute capability 9.0, head
+// dims 40..64, fp16 / bf16): the band CTAs in a kernel of their own, TMA-fed and pipelined.
+// Returns cudaErrorNotSupported, having launched nothing, when the driver rejects its tensor maps
+// (e.g. an unaligned mask); the caller then runs the fused kernel's band CTAs instead.
+template <DType kType>
+cudaError_t launch_band_sm90(const FlashParams& fp, bool pdl, cudaStream_t stream);
+
 // How the coarse (band) and fine (global-row) CTAs are launched.
 //   kOneGrid:   one flash_kernel launch holds both kinds (global-row CTAs first in the grid).
 //   kTwoStream: band CTAs on the caller's stream; global-row CTAs (and their merge) on a side
-//               stream forked from it after the compaction and joined back with events.
+//               stream forked from it after the compaction and joined back with events. The
+//               Hopper band kernel runs only here (and when the band runs alone), so it is the
+//               default wherever that kernel runs; one grid keeps the fused kernel.
 enum class Schedule : int { kDefault = 0, kOneGrid = 1, kTwoStream = 2 };
 // The launcher's choice, by size (H200, 2026-11-29, docs/attention_cuda.md): two streams up to
 // 4096 tokens per call (B·S), 3% faster than one grid at B 1, S 4096; one grid above (1-2.5%
@@ -82,6 +91,9 @@ struct RunOptions {
   // Band tiles on warpgroup MMAs where built (sm_90a, head dim 64; 11-13% faster on the H200,
   // docs/attention_cuda.md); false keeps them on mma.sync (A/B runs, tests of that path).
   bool band_wgmma = true;
+  // The band in the Hopper band kernel where it runs (with band_wgmma); false keeps the band CTAs
+  // in the fused kernel (A/B runs, and to keep that path tested on Hopper).
+  bool band_kernel = true;
 };
 
 // The whole op with a choice of parts and schedule (multigrain_attention == default options).

@@ -1,0 +1,336 @@
+// Hopper band kernel of MultigrainAttention (sm_90a, fp16 / bf16, head sizes 40..64): the coarse
+// part in a kernel of its own, so its register budget and pipeline are set by the band alone.
+//
+// One CTA = one warpgroup = 64 consecutive query rows against the band's key blocks
+// [q0 - w, q0 + 63 + w] plus the row's gathered global keys (as the fused kernel's band CTAs,
+// attention_cuda_flash.cuh). What changes:
+//   - Loads: thread 0 issues TMA box loads of Q, K, V (128-byte swizzled, as wgmma reads them;
+//     rows past S and columns past D zero-filled) and of the block's 64 mask entries into a ring
+//     of kStages slots, each with a "full" mbarrier (bytes landed) and an "empty" one (the four
+//     warps are done with it). Gathered global-key blocks, which TMA cannot gather, are copied by
+//     all threads with cp.async and published on the same "full" barrier.
+//   - Products, software-pipelined inside the warpgroup: block n's Q·Kᵀ and block n - 1's P·V
+//     are issued together; the softmax of block n runs while P·V n - 1 is still on the tensor
+//     cores. Only O's rescale waits for it.
+//   - The op's mask comes in through TMA with the keys, so no thread waits on a global load per
+//     block; a block's "all keys valid" flag is one vote per warp.
+// Everything else (per-element masking of edge blocks only, online softmax in the log2 domain,
+// the epilogue's padding / global / invalid-row rules) is the fused kernel's.
+#include <cuda.h>
+
+#include <cstdint>
+
+#include "common/cuda_tma.cuh"
+#include "common/tensor_map.h"
+#include "multigrain/attention_cuda_flash.cuh"
+
+namespace ortops::cuda::multigrain {
+
+namespace {
+
+constexpr int kBlock = 64;           // query rows per CTA, keys per block
+constexpr int kThreads = 128;        // one warpgroup
+constexpr int kStages = 3;           // K / V / mask ring depth (3 CTAs per SM fit 3 x 60 KB)
+constexpr int kTileBytes = kBlock * 64 * 2;  // one swizzled 64 x 64 16-bit tile
+constexpr int kMaskSlotBytes = kBlock * 8;   // 64 mask entries, int64 at most
+// Shared memory: 1024-byte alignment slack, Q, kStages x (K, V), kStages mask slots, barriers.
+constexpr int kSmemBytes = 1024 + kTileBytes * (1 + 2 * kStages) + kMaskSlotBytes * kStages + 2 * kStages * 8;
+
+// The four tensor maps of one call (kernel parameter, __grid_constant__).
+struct BandMaps {
+  CUtensorMap q, k, v;  // [B][S][H][D] 16-bit, box {64, 1, 64, 1}, 128-byte swizzle
+  CUtensorMap mask;     // [B * S] int32 / int64, box {64}
+};
+
+template <DType kType>
+__global__ void __launch_bounds__(kThreads, 3) band_kernel_sm90(const FlashParams fp, const __grid_constant__ BandMaps maps) {
+  if constexpr (!wgmma::kHasWgmma) {
+    __trap();  // the host launches this only where the sm_90a code exists (band_sm90_runs)
+  } else {
+    using T = typename Elem<kType>::T;
+    using Mma = MmaOf<kType>;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const uint32_t raw = ptx::smem_u32(smem_raw);
+    unsigned char* base = smem_raw + (((raw + 1023u) & ~1023u) - raw);
+    const uint32_t sQ = ptx::smem_u32(base);
+    const uint32_t sK = sQ + kTileBytes;                   // slot s at + s * kTileBytes
+    const uint32_t sV = sK + kStages * kTileBytes;
+    const unsigned char* sMask = base + (1 + 2 * kStages) * kTileBytes;  // slot s at + s * kMaskSlotBytes
+    const uint32_t full0 = sQ + (1 + 2 * kStages) * kTileBytes + kStages * kMaskSlotBytes;
+    const uint32_t empty0 = full0 + kStages * 8;
+    auto full = [&](int s) { return full0 + 8u * s; };
+    auto empty = [&](int s) { return empty0 + 8u * s; };
+
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int g = lane / 4, t4 = lane % 4;  // fragment row group and column pair
+    const int S = fp.S, D = fp.D, w = fp.w;
+    const int bh = blockIdx.x / fp.q_tiles, tile = blockIdx.x % fp.q_tiles, b = bh / fp.H, h = bh % fp.H;
+    const int q0 = tile * kBlock;
+    const int key_begin = max(0, q0 - w);
+    const int key_end = static_cast<int>(min(static_cast<long long>(S), static_cast<long long>(q0) + kBlock + w));
+    const int n_range = (key_end - key_begin + kBlock - 1) / kBlock;  // >= 1: q0 < S
+    const int64_t mrow = static_cast<int64_t>(b) * S;
+    const int64_t head_off = mrow * fp.ld + static_cast<int64_t>(h) * D;
+    const uint32_t mask_bytes = fp.mask64 ? kBlock * 8 : kBlock * 4;
+
+    if (tid == 0) {
+      for (int s = 0; s < kStages; ++s) {
+        tma::mbar_init(full(s), 1);
+        tma::mbar_init(empty(s), kThreads / 32);
+      }
+      tma::fence_mbar_init();
+      tma::prefetch_map(&maps.q);
+      tma::prefetch_map(&maps.k);
+      tma::prefetch_map(&maps.v);
+      tma::prefetch_map(&maps.mask);
+    }
+    __syncthreads();
+
+    // The gathered global keys need the compaction (programmatic dependent launch): waited for
+    // only when the first gathered block is issued, or when the loop needs the block count.
+    int G = -1, n_blocks = n_range;
+    auto need_globals = [&]() {
+      if (G >= 0) return;
+      ptx::griddep_wait();
+      G = fp.gcount[b];
+      n_blocks = n_range + (G + kBlock - 1) / kBlock;
+    };
+
+    // A gathered block's cp.asyncs in flight (its slot), published on its "full" barrier by
+    // finish_gather() before anyone waits on a barrier (so nobody waits for its own arrival).
+    int gather_slot = -1;
+    auto finish_gather = [&]() {
+      if (gather_slot < 0) return;
+      ptx::cp_async_wait<0>();
+      wgmma::fence_proxy_async();  // generic-proxy writes, read next by wgmma
+      __syncthreads();
+      if (tid == 0) tma::mbar_arrive(full(gather_slot));
+      gather_slot = -1;
+    };
+
+    // Loads of block n into slot n % kStages, once the slot's previous block is released.
+    // Collective: every thread calls it at the same point (thread 0 issues the TMA).
+    auto issue = [&](int n) {
+      if (n >= n_range) {
+        need_globals();
+        if (n >= n_blocks) return;
+      }
+      const int s = n % kStages;
+      if (n < n_range) {
+        if (tid != 0) return;
+        if (n >= kStages) tma::mbar_wait(empty(s), ((n / kStages) - 1) & 1);
+        tma::mbar_arrive_expect_tx(full(s), 2 * kTileBytes + mask_bytes + (n == 0 ? kTileBytes : 0));
+        if (n == 0) tma::load_4d(sQ, &maps.q, 0, h, q0, b, full(0));
+        const int kb = key_begin + n * kBlock;
+        tma::load_4d(sK + s * kTileBytes, &maps.k, 0, h, kb, b, full(s));
+        tma::load_4d(sV + s * kTileBytes, &maps.v, 0, h, kb, b, full(s));
+        tma::load_1d(ptx::smem_u32(sMask + s * kMaskSlotBytes), &maps.mask, static_cast<int>(mrow + kb), full(s));
+        return;
+      }
+      finish_gather();  // at most one gathered block in flight
+      if (n >= kStages) tma::mbar_wait(empty(s), ((n / kStages) - 1) & 1);
+      const T* gK = static_cast<const T*>(fp.k) + head_off;
+      const T* gV = static_cast<const T*>(fp.v) + head_off;
+      const int32_t* gIdx = fp.gidx + mrow;
+      const int slot0 = (n - n_range) * kBlock;
+#pragma unroll
+      for (int it = 0; it < kBlock * 8 / kThreads; ++it) {
+        const int i = tid + it * kThreads, r = i / 8, c = i % 8;
+        const bool ok = slot0 + r < G && c * 8 < D;
+        const int64_t off = ok ? static_cast<int64_t>(gIdx[slot0 + r]) * fp.ld + c * 8 : 0;
+        const uint32_t o = wgmma::sw128_offset(r, c) * 2;
+        ptx::cp_async16(sK + s * kTileBytes + o, gK + off, ok);
+        ptx::cp_async16(sV + s * kTileBytes + o, gV + off, ok);
+      }
+      ptx::cp_async_commit();
+      gather_slot = s;
+    };
+    auto wait_full = [&](int n) {
+      finish_gather();
+      tma::mbar_wait(full(n % kStages), (n / kStages) & 1);
+    };
+
+    float acc_s[32], acc_o[32];     // S = Q·Kᵀ and O, wgmma m64n64 fragments (n8 tile j: 4j..4j+3)
+    uint32_t pa[4][4];              // P of the last softmax, packed as P·V's A operand (k16 steps)
+    float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f}, corr[2] = {1.f, 1.f};
+    const float scale_log2 = fp.scale_log2;
+
+    auto issue_qk = [&](int n) {
+      const uint32_t k_addr = sK + (n % kStages) * kTileBytes;
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks)  // k16 step = 32 bytes further along each Q and K row
+        wgmma::mma_m64nNk16_ss<T, 64, 0>(acc_s, wgmma::sw128_desc(sQ + ks * 32), wgmma::sw128_desc(k_addr + ks * 32),
+                                         ks > 0);
+    };
+    auto issue_pv = [&](int n) {
+      const uint32_t v_addr = sV + (n % kStages) * kTileBytes;
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk)  // k16 step = 16 key rows of 128 bytes
+        wgmma::mma_m64n64k16_rs<T, 1>(acc_o, pa[kk], wgmma::sw128_desc(v_addr + kk * 2048), n > 0 || kk > 0);
+    };
+
+    // Scores of block n -> probabilities (in acc_s, fp32), the running max / sum, and corr, the
+    // factor O must be rescaled by once P·V n - 1 has finished.
+    auto softmax = [&](int n) {
+#pragma unroll
+      for (int i = 0; i < 32; ++i) acc_s[i] *= scale_log2;
+      const bool gathered = n >= n_range;
+      const int kb = gathered ? (n - n_range) * kBlock : key_begin + n * kBlock;
+      const unsigned char* m = sMask + (n % kStages) * kMaskSlotBytes;
+      const int mstride = fp.mask64 ? 8 : 4;  // an int64 entry is read by its low word
+      auto key_ok = [&](int col) {
+        if (gathered) return kb + col < G;
+        return kb + col < key_end && *reinterpret_cast<const int*>(m + col * mstride) == kLocal;
+      };
+      const bool all_valid = __all_sync(0xffffffffu, key_ok(lane) && key_ok(lane + 32));
+      const bool window_edge = !gathered && !(kb >= q0 + kBlock - 1 - w && kb + kBlock - 1 <= q0 + w);
+      if (!all_valid || window_edge) {
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int col = nt * 8 + 2 * t4 + (e & 1);
+            bool ok = key_ok(col);
+            if (window_edge) {
+              const int dist = kb + col - (q0 + warp * 16 + g + (e >> 1) * 8);
+              ok = ok && dist <= w && dist >= -w;
+            }
+            if (!ok) acc_s[4 * nt + e] = -INFINITY;
+          }
+      }
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr) {
+        float mx = row_max[rr];
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) mx = fmaxf(mx, fmaxf(acc_s[4 * nt + 2 * rr], acc_s[4 * nt + 2 * rr + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_use = mx == -INFINITY ? 0.f : mx;  // a row with no valid key yet stays 0
+        corr[rr] = exp2f(row_max[rr] - m_use);
+        row_max[rr] = mx;
+        float sum = 0.f;
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+          acc_s[4 * nt + 2 * rr] = exp2f(acc_s[4 * nt + 2 * rr] - m_use);
+          acc_s[4 * nt + 2 * rr + 1] = exp2f(acc_s[4 * nt + 2 * rr + 1] - m_use);
+          sum += acc_s[4 * nt + 2 * rr] + acc_s[4 * nt + 2 * rr + 1];
+        }
+        row_sum[rr] = row_sum[rr] * corr[rr] + sum;  // quad-partial; reduced once at the end
+      }
+    };
+    auto pack_p = [&]() {
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        pa[kk][0] = Mma::pack(acc_s[8 * kk + 0], acc_s[8 * kk + 1]);
+        pa[kk][1] = Mma::pack(acc_s[8 * kk + 2], acc_s[8 * kk + 3]);
+        pa[kk][2] = Mma::pack(acc_s[8 * kk + 4], acc_s[8 * kk + 5]);
+        pa[kk][3] = Mma::pack(acc_s[8 * kk + 6], acc_s[8 * kk + 7]);
+      }
+    };
+    auto release = [&](int n) {  // this warp is done with block n's slot
+      __syncwarp();
+      if (lane == 0) tma::mbar_arrive(empty(n % kStages));
+    };
+
+    for (int n = 0; n < kStages - 1; ++n) issue(n);
+
+    // Block 0: Q·Kᵀ alone.
+    wait_full(0);
+    wgmma::fence();
+    issue_qk(0);
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fence_operands(acc_s);
+    softmax(0);
+    pack_p();
+    issue(kStages - 1);
+
+    int n = 1;
+    for (;; ++n) {
+      if (n >= n_range) {
+        need_globals();
+        if (n >= n_blocks) break;
+      }
+      wait_full(n);
+      wgmma::fence();
+      issue_qk(n);
+      wgmma::commit();
+      issue_pv(n - 1);  // the first P·V overwrites O (never zeroed: see the fused kernel's note)
+      wgmma::commit();
+      wgmma::wait<1>();  // Q·Kᵀ n done; P·V n - 1 may still run
+      wgmma::fence_operands(acc_s);
+      softmax(n);
+      wgmma::wait<0>();
+      wgmma::fence_operands(acc_o);
+      release(n - 1);
+      issue(n - 1 + kStages);
+#pragma unroll
+      for (int d = 0; d < 8; ++d) {
+        acc_o[4 * d + 0] *= corr[0];
+        acc_o[4 * d + 1] *= corr[0];
+        acc_o[4 * d + 2] *= corr[1];
+        acc_o[4 * d + 3] *= corr[1];
+      }
+      pack_p();
+    }
+    wgmma::fence();
+    issue_pv(n - 1);
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fence_operands(acc_o);
+
+    // Epilogue: normalize and store. A batch row with an invalid mask value is written as NaN on
+    // all its rows; global rows are left to the global-row CTAs; padding rows are 0.
+    const bool bad_row = fp.bad[b] != 0;  // need_globals() has waited for the compaction
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      float l = row_sum[rr];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const int row = q0 + warp * 16 + g + rr * 8;
+      if (row >= S) continue;
+      float scale_out = l > 0.f ? 1.f / l : 0.f;
+      const int mv = dev::mask_in(fp, mrow + row);
+      if (bad_row) {
+        scale_out = __int_as_float(0x7fc00000);
+      } else {
+        if (mv == kGlobal) continue;
+        if (mv == kPadding) scale_out = 0.f;
+      }
+      T* o = static_cast<T*>(fp.out) + head_off + static_cast<int64_t>(row) * fp.ld;
+#pragma unroll
+      for (int d = 0; d < 8; ++d) {
+        const int col = d * 8 + 2 * t4;
+        if (col < D)
+          *reinterpret_cast<uint32_t*>(o + col) =
+              Mma::pack(acc_o[4 * d + 2 * rr] * scale_out, acc_o[4 * d + 2 * rr + 1] * scale_out);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <DType kType>
+cudaError_t launch_band_sm90(const FlashParams& fp, bool pdl, cudaStream_t stream) {
+  if (fp.band_ctas == 0) return cudaSuccess;
+  BandMaps maps;
+  const uint64_t dims[4] = {uint64_t(fp.D), uint64_t(fp.H), uint64_t(fp.S), uint64_t(fp.B)};
+  const uint64_t strides[4] = {0, uint64_t(fp.D) * 2, uint64_t(fp.ld) * 2, uint64_t(fp.S) * uint64_t(fp.ld) * 2};
+  const uint32_t box[4] = {64, 1, kBlock, 1};
+  const uint64_t mask_dims[1] = {uint64_t(fp.B) * uint64_t(fp.S)};
+  const uint32_t mask_box[1] = {kBlock};
+  if (!encode_tensor_map(&maps.q, MapElem::k16bit, fp.q, 4, dims, strides, box, 128) ||
+      !encode_tensor_map(&maps.k, MapElem::k16bit, fp.k, 4, dims, strides, box, 128) ||
+      !encode_tensor_map(&maps.v, MapElem::k16bit, fp.v, 4, dims, strides, box, 128) ||
+      !encode_tensor_map(&maps.mask, fp.mask64 ? MapElem::kInt64 : MapElem::kInt32, fp.mask_in, 1, mask_dims,
+                         nullptr, mask_box, 0))
+    return cudaErrorNotSupported;  // the caller falls back to the fused kernel's band
+  return ptx::launch_kernel<band_kernel_sm90<kType>>(dim3(static_cast<unsigned>(fp.band_ctas)), dim3(kThreads),
+                                                      kSmemBytes, pdl, stream, fp, maps);
+}
+
+template cudaError_t launch_band_sm90<DType::kFloat16>(const FlashParams&, bool, cudaStream_t);
+template cudaError_t launch_band_sm90<DType::kBFloat16>(const FlashParams&, bool, cudaStream_t);
+
+}  // namespace ortops::cuda::multigrain
