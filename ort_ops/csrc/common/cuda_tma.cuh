@@ -40,21 +40,17 @@ __device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t byt
 __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
   ORTOPS_TMA_ASM("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
-// Waits until the phase of parity `parity` has completed (phases alternate 0, 1, 0, ...).
+// Waits until the phase of parity `parity` has completed (phases alternate 0, 1, 0, ...). The
+// retry loop lives inside one asm block, so the compiler sees no data-dependent branch: a warp
+// leaves it converged (what .aligned instructions after it, such as wgmma, require).
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  uint32_t done = 0;
-  do {
-    asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  } while (!done);
-#else
-  (void)bar, (void)parity;
-  __trap();
-#endif
+  ORTOPS_TMA_ASM(
+      "{\n .reg .pred p;\n"
+      "ORTOPS_MBAR_WAIT:\n"
+      " mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      " @!p bra ORTOPS_MBAR_WAIT;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
 }
 
 // ---- TMA tile loads: box at element coordinates (c0 innermost, ...) -> shared `dst`, completion

@@ -32,14 +32,19 @@ constexpr int kBlock = 64;           // query rows per CTA, keys per block
 constexpr int kThreads = 128;        // one warpgroup
 constexpr int kStages = 3;           // K / V / mask ring depth (3 CTAs per SM fit 3 x 60 KB)
 constexpr int kTileBytes = kBlock * 64 * 2;  // one swizzled 64 x 64 16-bit tile
-constexpr int kMaskSlotBytes = kBlock * 8;   // 64 mask entries, int64 at most
+// A TMA box must start 16-byte aligned in its innermost dimension (an unaligned start faults), so
+// a block's mask entries come in a box of 64 + 16 / size entries starting at the aligned entry
+// before the block's first (at most 66 x 8 bytes; slots 128-byte aligned for TMA).
+constexpr int kMaskSlotBytes = 640;
+static_assert((kBlock + 2) * 8 <= kMaskSlotBytes && (kBlock + 4) * 4 <= kMaskSlotBytes && kMaskSlotBytes % 128 == 0,
+              "a mask box fits its slot");
 // Shared memory: 1024-byte alignment slack, Q, kStages x (K, V), kStages mask slots, barriers.
 constexpr int kSmemBytes = 1024 + kTileBytes * (1 + 2 * kStages) + kMaskSlotBytes * kStages + 2 * kStages * 8;
 
 // The four tensor maps of one call (kernel parameter, __grid_constant__).
 struct BandMaps {
   CUtensorMap q, k, v;  // [B][S][H][D] 16-bit, box {64, 1, 64, 1}, 128-byte swizzle
-  CUtensorMap mask;     // [B * S] int32 / int64, box {64}
+  CUtensorMap mask;     // [B * S] int32 / int64, box {64 + 16 / entry size}
 };
 
 template <DType kType>
@@ -71,7 +76,8 @@ __global__ void __launch_bounds__(kThreads, 3) band_kernel_sm90(const FlashParam
     const int n_range = (key_end - key_begin + kBlock - 1) / kBlock;  // >= 1: q0 < S
     const int64_t mrow = static_cast<int64_t>(b) * S;
     const int64_t head_off = mrow * fp.ld + static_cast<int64_t>(h) * D;
-    const uint32_t mask_bytes = fp.mask64 ? kBlock * 8 : kBlock * 4;
+    const int mask_size = fp.mask64 ? 8 : 4, mask_align = 16 / mask_size;  // entry bytes, entries per 16 B
+    const uint32_t mask_bytes = (kBlock + mask_align) * mask_size;  // one box
 
     if (tid == 0) {
       for (int s = 0; s < kStages; ++s) {
@@ -124,7 +130,8 @@ __global__ void __launch_bounds__(kThreads, 3) band_kernel_sm90(const FlashParam
         const int kb = key_begin + n * kBlock;
         tma::load_4d(sK + s * kTileBytes, &maps.k, 0, h, kb, b, full(s));
         tma::load_4d(sV + s * kTileBytes, &maps.v, 0, h, kb, b, full(s));
-        tma::load_1d(ptx::smem_u32(sMask + s * kMaskSlotBytes), &maps.mask, static_cast<int>(mrow + kb), full(s));
+        const int m0 = static_cast<int>(mrow + kb);
+        tma::load_1d(ptx::smem_u32(sMask + s * kMaskSlotBytes), &maps.mask, m0 - m0 % mask_align, full(s));
         return;
       }
       finish_gather();  // at most one gathered block in flight
@@ -145,6 +152,9 @@ __global__ void __launch_bounds__(kThreads, 3) band_kernel_sm90(const FlashParam
       ptx::cp_async_commit();
       gather_slot = s;
     };
+    // Warpgroup MMAs are .aligned: every lane of a warp must reach them together, so the warp
+    // reconverges after thread 0's TMA issue (__syncwarp after each issue()); mbar_wait leaves it
+    // converged.
     auto wait_full = [&](int n) {
       finish_gather();
       tma::mbar_wait(full(n % kStages), (n / kStages) & 1);
@@ -170,51 +180,66 @@ __global__ void __launch_bounds__(kThreads, 3) band_kernel_sm90(const FlashParam
     };
 
     // Scores of block n -> probabilities (in acc_s, fp32), the running max / sum, and corr, the
-    // factor O must be rescaled by once P·V n - 1 has finished.
+    // factor O must be rescaled by once P·V n - 1 has finished. The scale is folded into the
+    // exponent (one FFMA per score): the max is taken on raw scores, which a positive scale
+    // orders the same way; a scale <= 0 (allowed by the contract) is applied first instead.
+    const float exp_scale = scale_log2 > 0.f ? scale_log2 : 1.f;
     auto softmax = [&](int n) {
+      if (scale_log2 <= 0.f)
 #pragma unroll
-      for (int i = 0; i < 32; ++i) acc_s[i] *= scale_log2;
+        for (int i = 0; i < 32; ++i) acc_s[i] *= scale_log2;
       const bool gathered = n >= n_range;
       const int kb = gathered ? (n - n_range) * kBlock : key_begin + n * kBlock;
-      const unsigned char* m = sMask + (n % kStages) * kMaskSlotBytes;
-      const int mstride = fp.mask64 ? 8 : 4;  // an int64 entry is read by its low word
+      // This block's first entry in its slot (see kMaskSlotBytes); an int64 entry is read by its
+      // low word (any other value flags the row invalid, and the row is written as NaN).
+      const unsigned char* m = sMask + (n % kStages) * kMaskSlotBytes + ((mrow + kb) % mask_align) * mask_size;
       auto key_ok = [&](int col) {
         if (gathered) return kb + col < G;
-        return kb + col < key_end && *reinterpret_cast<const int*>(m + col * mstride) == kLocal;
+        return kb + col < key_end && *reinterpret_cast<const int*>(m + col * mask_size) == kLocal;
       };
-      const bool all_valid = __all_sync(0xffffffffu, key_ok(lane) && key_ok(lane + 32));
+      // Key validity of the block as two 32-bit words (keys 0..31, 32..63), one vote each.
+      const uint32_t valid_lo = __ballot_sync(0xffffffffu, key_ok(lane));
+      const uint32_t valid_hi = __ballot_sync(0xffffffffu, key_ok(lane + 32));
       const bool window_edge = !gathered && !(kb >= q0 + kBlock - 1 - w && kb + kBlock - 1 <= q0 + w);
-      if (!all_valid || window_edge) {
+      if ((valid_lo & valid_hi) != 0xffffffffu || window_edge) {
+        // This thread's columns are 8 nt + 2 t4 + {0, 1}: shift its pair to bits 8 nt + {0, 1}.
+        const uint32_t mine_lo = valid_lo >> (2 * t4), mine_hi = valid_hi >> (2 * t4);
 #pragma unroll
-        for (int nt = 0; nt < 8; ++nt)
+        for (int rr = 0; rr < 2; ++rr) {
+          // Keys of this row inside the window, as columns [lo, hi] of the block.
+          const int row = q0 + warp * 16 + g + rr * 8;
+          const int lo = window_edge ? row - w - kb : 0, hi = window_edge ? row + w - kb : kBlock - 1;
 #pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int col = nt * 8 + 2 * t4 + (e & 1);
-            bool ok = key_ok(col);
-            if (window_edge) {
-              const int dist = kb + col - (q0 + warp * 16 + g + (e >> 1) * 8);
-              ok = ok && dist <= w && dist >= -w;
+          for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int col = nt * 8 + 2 * t4 + e;
+              const uint32_t bit = ((nt < 4 ? mine_lo : mine_hi) >> ((nt % 4) * 8 + e)) & 1u;
+              const bool ok = bit && static_cast<unsigned>(col - lo) <= static_cast<unsigned>(hi - lo);
+              if (!ok) acc_s[4 * nt + 2 * rr + e] = -INFINITY;
             }
-            if (!ok) acc_s[4 * nt + e] = -INFINITY;
-          }
+        }
       }
 #pragma unroll
       for (int rr = 0; rr < 2; ++rr) {
-        float mx = row_max[rr];
+        float mx = -INFINITY;
 #pragma unroll
         for (int nt = 0; nt < 8; ++nt) mx = fmaxf(mx, fmaxf(acc_s[4 * nt + 2 * rr], acc_s[4 * nt + 2 * rr + 1]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_use = mx == -INFINITY ? 0.f : mx;  // a row with no valid key yet stays 0
-        corr[rr] = exp2f(row_max[rr] - m_use);
-        row_max[rr] = mx;
+        const float m_new = fmaxf(row_max[rr], mx * exp_scale);  // running max, scaled (log2) domain
+        const float m_use = m_new == -INFINITY ? 0.f : m_new;   // a row with no valid key yet stays 0
+        corr[rr] = ptx::exp2_approx(row_max[rr] - m_use);
+        row_max[rr] = m_new;
         float sum = 0.f;
 #pragma unroll
-        for (int nt = 0; nt < 8; ++nt) {
-          acc_s[4 * nt + 2 * rr] = exp2f(acc_s[4 * nt + 2 * rr] - m_use);
-          acc_s[4 * nt + 2 * rr + 1] = exp2f(acc_s[4 * nt + 2 * rr + 1] - m_use);
-          sum += acc_s[4 * nt + 2 * rr] + acc_s[4 * nt + 2 * rr + 1];
-        }
+        for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float& x = acc_s[4 * nt + 2 * rr + e];
+            x = ptx::exp2_approx(fmaf(x, exp_scale, -m_use));
+            sum += x;
+          }
         row_sum[rr] = row_sum[rr] * corr[rr] + sum;  // quad-partial; reduced once at the end
       }
     };
@@ -233,6 +258,7 @@ __global__ void __launch_bounds__(kThreads, 3) band_kernel_sm90(const FlashParam
     };
 
     for (int n = 0; n < kStages - 1; ++n) issue(n);
+    __syncwarp();
 
     // Block 0: Q·Kᵀ alone.
     wait_full(0);
@@ -244,6 +270,7 @@ __global__ void __launch_bounds__(kThreads, 3) band_kernel_sm90(const FlashParam
     softmax(0);
     pack_p();
     issue(kStages - 1);
+    __syncwarp();
 
     int n = 1;
     for (;; ++n) {
@@ -264,6 +291,7 @@ __global__ void __launch_bounds__(kThreads, 3) band_kernel_sm90(const FlashParam
       wgmma::fence_operands(acc_o);
       release(n - 1);
       issue(n - 1 + kStages);
+      __syncwarp();
 #pragma unroll
       for (int d = 0; d < 8; ++d) {
         acc_o[4 * d + 0] *= corr[0];
@@ -319,7 +347,7 @@ cudaError_t launch_band_sm90(const FlashParams& fp, bool pdl, cudaStream_t strea
   const uint64_t strides[4] = {0, uint64_t(fp.D) * 2, uint64_t(fp.ld) * 2, uint64_t(fp.S) * uint64_t(fp.ld) * 2};
   const uint32_t box[4] = {64, 1, kBlock, 1};
   const uint64_t mask_dims[1] = {uint64_t(fp.B) * uint64_t(fp.S)};
-  const uint32_t mask_box[1] = {kBlock};
+  const uint32_t mask_box[1] = {kBlock + (fp.mask64 ? 2u : 4u)};  // see kMaskSlotBytes
   if (!encode_tensor_map(&maps.q, MapElem::k16bit, fp.q, 4, dims, strides, box, 128) ||
       !encode_tensor_map(&maps.k, MapElem::k16bit, fp.k, 4, dims, strides, box, 128) ||
       !encode_tensor_map(&maps.v, MapElem::k16bit, fp.v, 4, dims, strides, box, 128) ||

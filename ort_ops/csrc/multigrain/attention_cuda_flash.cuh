@@ -303,13 +303,13 @@ __device__ void attend_tile(const FlashParams& fp, unsigned char* smem, TileKind
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       const float m_use = mx == -INFINITY ? 0.f : mx;  // a row with no valid key yet stays 0
-      const float corr = exp2f(row_max[rr] - m_use);
+      const float corr = ptx::exp2_approx(row_max[rr] - m_use);
       row_max[rr] = mx;
       float sum = 0.f;
 #pragma unroll
       for (int nt = 0; nt < kNT; ++nt) {
-        acc_s[nt][2 * rr] = exp2f(acc_s[nt][2 * rr] - m_use);
-        acc_s[nt][2 * rr + 1] = exp2f(acc_s[nt][2 * rr + 1] - m_use);
+        acc_s[nt][2 * rr] = ptx::exp2_approx(acc_s[nt][2 * rr] - m_use);
+        acc_s[nt][2 * rr + 1] = ptx::exp2_approx(acc_s[nt][2 * rr + 1] - m_use);
         sum += acc_s[nt][2 * rr] + acc_s[nt][2 * rr + 1];
       }
       row_sum[rr] = row_sum[rr] * corr + sum;  // quad-partial; reduced once at the end
