@@ -30,7 +30,13 @@ namespace {
 
 constexpr int kBlock = 64;           // query rows per CTA, keys per block
 constexpr int kThreads = 128;        // one warpgroup
-constexpr int kStages = 3;           // K / V / mask ring depth (3 CTAs per SM fit 3 x 60 KB)
+// K / V / mask ring depth: 3 slots (60 KB, 3 CTAs per SM) by default; 2 slots fit 4 CTAs per SM
+// (43 KB; registers <= 128). Override for measurements only: -DORTOPS_BAND_SM90_STAGES=2.
+#ifndef ORTOPS_BAND_SM90_STAGES
+#define ORTOPS_BAND_SM90_STAGES 3
+#endif
+constexpr int kStages = ORTOPS_BAND_SM90_STAGES;
+constexpr int kMinCtasPerSm = kStages <= 2 ? 4 : 3;
 constexpr int kTileBytes = kBlock * 64 * 2;  // one swizzled 64 x 64 16-bit tile
 // A TMA box must start 16-byte aligned in its innermost dimension (an unaligned start faults), so
 // a block's mask entries come in a box of 64 + 16 / size entries starting at the aligned entry
@@ -48,7 +54,7 @@ struct BandMaps {
 };
 
 template <DType kType>
-__global__ void __launch_bounds__(kThreads, 3) band_kernel_sm90(const FlashParams fp, const __grid_constant__ BandMaps maps) {
+__global__ void __launch_bounds__(kThreads, kMinCtasPerSm) band_kernel_sm90(const FlashParams fp, const __grid_constant__ BandMaps maps) {
   if constexpr (!wgmma::kHasWgmma) {
     __trap();  // the host launches this only where the sm_90a code exists (band_sm90_runs)
   } else {
@@ -292,12 +298,16 @@ __global__ void __launch_bounds__(kThreads, 3) band_kernel_sm90(const FlashParam
       release(n - 1);
       issue(n - 1 + kStages);
       __syncwarp();
+      // Rescale O, unless no row max of this warp moved (corr = 1 exactly: most blocks after the
+      // first few).
+      if (__any_sync(0xffffffffu, corr[0] != 1.f || corr[1] != 1.f)) {
 #pragma unroll
-      for (int d = 0; d < 8; ++d) {
-        acc_o[4 * d + 0] *= corr[0];
-        acc_o[4 * d + 1] *= corr[0];
-        acc_o[4 * d + 2] *= corr[1];
-        acc_o[4 * d + 3] *= corr[1];
+        for (int d = 0; d < 8; ++d) {
+          acc_o[4 * d + 0] *= corr[0];
+          acc_o[4 * d + 1] *= corr[0];
+          acc_o[4 * d + 2] *= corr[1];
+          acc_o[4 * d + 3] *= corr[1];
+        }
       }
       pack_p();
     }
