@@ -131,6 +131,9 @@ def test_band_kernel_ring_and_ranges(dtype):
     case("w >= S", 2, 300, 2, 64, 1000, dtype, [(3, "scattered", 290), (0, "first", 300)])
     case("S < 64", 2, 20, 2, 64, 5, dtype, [(2, "scattered", 17), (1, "first", 20)])
     case("D=48 G=65", 2, 1000, 3, 48, 130, dtype, [(65, "scattered", 1000), (1, "first", 999)], mask64=True)
+    # >= 16 CTAs per SM of band work (2560 here): the 2-slot ring, 4 CTAs per SM.
+    rows = [((3 * b) % 70, "scattered" if b % 2 else "first", 1024 - 13 * b) for b in range(40)]
+    case("2-slot ring", 40, 1024, 4, 64, 100, dtype, rows)
 
 
 def test_unaligned_mask_falls_back():

@@ -30,12 +30,9 @@ namespace {
 
 constexpr int kBlock = 64;           // query rows per CTA, keys per block
 constexpr int kThreads = 128;        // one warpgroup
-// K / V / mask ring depth: 3 slots (60 KB, 3 CTAs per SM) by default; 2 slots fit 4 CTAs per SM
-// (43 KB; registers <= 128). Override for measurements only: -DORTOPS_BAND_SM90_STAGES=2.
-#ifndef ORTOPS_BAND_SM90_STAGES
-#define ORTOPS_BAND_SM90_STAGES 3
-#endif
-constexpr int kStages = ORTOPS_BAND_SM90_STAGES;
+// K / V / mask ring depth, a template parameter: 3 slots (60 KB, 3 CTAs per SM) or 2 (43 KB, 4
+// CTAs per SM at <= 128 registers). launch_band_sm90 picks by grid size (measured there).
+template <int kStages>
 constexpr int kMinCtasPerSm = kStages <= 2 ? 4 : 3;
 constexpr int kTileBytes = kBlock * 64 * 2;  // one swizzled 64 x 64 16-bit tile
 // A TMA box must start 16-byte aligned in its innermost dimension (an unaligned start faults), so
@@ -45,6 +42,7 @@ constexpr int kMaskSlotBytes = 640;
 static_assert((kBlock + 2) * 8 <= kMaskSlotBytes && (kBlock + 4) * 4 <= kMaskSlotBytes && kMaskSlotBytes % 128 == 0,
               "a mask box fits its slot");
 // Shared memory: 1024-byte alignment slack, Q, kStages x (K, V), kStages mask slots, barriers.
+template <int kStages>
 constexpr int kSmemBytes = 1024 + kTileBytes * (1 + 2 * kStages) + kMaskSlotBytes * kStages + 2 * kStages * 8;
 
 // The four tensor maps of one call (kernel parameter, __grid_constant__).
@@ -53,8 +51,8 @@ struct BandMaps {
   CUtensorMap mask;     // [B * S] int32 / int64, box {64 + 16 / entry size}
 };
 
-template <DType kType>
-__global__ void __launch_bounds__(kThreads, kMinCtasPerSm) band_kernel_sm90(const FlashParams fp, const __grid_constant__ BandMaps maps) {
+template <DType kType, int kStages>
+__global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_sm90(const FlashParams fp, const __grid_constant__ BandMaps maps) {
   if constexpr (!wgmma::kHasWgmma) {
     __trap();  // the host launches this only where the sm_90a code exists (band_sm90_runs)
   } else {
@@ -364,8 +362,18 @@ cudaError_t launch_band_sm90(const FlashParams& fp, bool pdl, cudaStream_t strea
       !encode_tensor_map(&maps.mask, fp.mask64 ? MapElem::kInt64 : MapElem::kInt32, fp.mask_in, 1, mask_dims,
                          nullptr, mask_box, 0))
     return cudaErrorNotSupported;  // the caller falls back to the fused kernel's band
-  return ptx::launch_kernel<band_kernel_sm90<kType>>(dim3(static_cast<unsigned>(fp.band_ctas)), dim3(kThreads),
-                                                      kSmemBytes, pdl, stream, fp, maps);
+  // Ring depth by grid size (H200, 2026-12-03, B = 1, H = 12, w = 256, band alone): 2 slots with
+  // 4 CTAs per SM took S = 16384 (3072 CTAs) from 0.137 to 0.120 ms; at S = 4096 (768 CTAs) 3
+  // slots were faster (0.039 vs 0.041 ms), where 4 per SM leave a half-empty second wave. So 2
+  // slots from 16 CTAs per SM of work on.
+  int device = 0, sms = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (err != cudaSuccess) return err;
+  const dim3 grid(static_cast<unsigned>(fp.band_ctas)), block(kThreads);
+  if (static_cast<long long>(fp.band_ctas) >= 16LL * sms)
+    return ptx::launch_kernel<band_kernel_sm90<kType, 2>>(grid, block, kSmemBytes<2>, pdl, stream, fp, maps);
+  return ptx::launch_kernel<band_kernel_sm90<kType, 3>>(grid, block, kSmemBytes<3>, pdl, stream, fp, maps);
 }
 
 template cudaError_t launch_band_sm90<DType::kFloat16>(const FlashParams&, bool, cudaStream_t);
