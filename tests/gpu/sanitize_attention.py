@@ -31,7 +31,11 @@ for dtype, D, sched in runs:
     err = rel_err(out[:2], torch_reference(*x, mask, H, w)[:2])
     worst = max(worst, err)
     print(f"{dtype} D={D} sched={sched}: rel={err:.2e} nan_row_ok={bool(torch.isnan(out[2]).all())}")
-# The band kernel's 2-slot ring (>= 16 CTAs per SM of band work: 132 x 16 here).
+# The band kernel's 2-slot ring (>= 16 CTAs per SM of band work: 132 x 16 here), with --large
+# only: memcheck takes it in seconds, racecheck did not finish it in 120 s (H200, 2026-12-03).
+if "--large" not in sys.argv:
+    print(f"sanitize case done, worst rel {worst:.2e}")
+    sys.exit(0)
 mask = torch.stack([make_mask(1024, b % 9, "scattered", 1024 - b, gen) for b in range(132)]).cuda()
 x = make_inputs(132, 1024, 1, 64, torch.float16, True, gen)
 rc, out = run_op(*x, mask, 1, 100)
