@@ -136,6 +136,22 @@ def test_band_kernel_ring_and_ranges(dtype):
     case("2-slot ring", 40, 1024, 4, 64, 100, dtype, rows)
 
 
+@pytest.mark.parametrize("scale", [0.0, -0.3, 2.5])
+def test_any_finite_scale(scale):
+    # The contract allows any finite scale. The band kernel folds a positive scale into its
+    # exponent and multiplies the scores first otherwise; every band path against float64.
+    gen = torch.Generator().manual_seed(SEED + 29)
+    B, S, H, D, w = 2, 400, 2, 64, 60
+    mask = torch.stack([make_mask(S, 4, "scattered", 380, gen), make_mask(S, 1, "first", S, gen)]).cuda()
+    x = make_inputs(B, S, H, D, torch.float16, True, gen)
+    ref = torch_reference(*x, mask, H, w, scale=scale)
+    for name, extra in BAND_PATHS.items():
+        rc, out = run_op(*x, mask, H, w, scale=scale, parts=PARTS_ALL | extra)
+        assert rc == 0, f"{name}: launcher returned cudaError {rc}"
+        torch.cuda.synchronize()
+        check(f"scale={scale} band path {name}", torch.float16, out, ref)
+
+
 def test_unaligned_mask_falls_back():
     # A mask whose data is not 16-byte aligned cannot be a TMA source: the launcher runs the fused
     # kernel's band instead, with the same result.
