@@ -275,12 +275,19 @@ cudaError_t dispatch(DType dtype, const FlashParams& fp, bool pdl, cudaStream_t 
                                   : dispatch_head_dim<DType::kBFloat16>(fp, pdl, stream);
 }
 
-// The band part alone on `stream`: the Hopper band kernel where it runs (sm90_band), else (or
-// when the driver rejects its tensor maps) the fused kernel's band CTAs.
-cudaError_t launch_band(DType dtype, const FlashParams& band, bool sm90_band, bool pdl, cudaStream_t stream) {
-  if (sm90_band) {
-    const cudaError_t err = dtype == DType::kFloat16 ? launch_band_sm90<DType::kFloat16>(band, pdl, stream)
-                                                     : launch_band_sm90<DType::kBFloat16>(band, pdl, stream);
+// Whether the Hopper band kernel runs (band_sm90_runs and the options), and the device's
+// multiprocessor count it picks its ring depth by.
+struct BandKernel {
+  bool sm90 = false;
+  int sms = 0;
+};
+
+// The band part alone on `stream`: the Hopper band kernel where it runs, else (or when the driver
+// rejects its tensor maps) the fused kernel's band CTAs.
+cudaError_t launch_band(DType dtype, const FlashParams& band, BandKernel bk, bool pdl, cudaStream_t stream) {
+  if (bk.sm90) {
+    const cudaError_t err = dtype == DType::kFloat16 ? launch_band_sm90<DType::kFloat16>(band, bk.sms, pdl, stream)
+                                                     : launch_band_sm90<DType::kBFloat16>(band, bk.sms, pdl, stream);
     if (err != cudaErrorNotSupported) return err;
   }
   return dispatch(dtype, band, pdl, stream);
@@ -347,7 +354,7 @@ cudaError_t side_stream_for(cudaStream_t caller, SideStream** out) {
 
 // Band CTAs on `stream`, global-row CTAs on the side stream: fork after the compaction (already
 // on `stream`), join back before returning.
-cudaError_t launch_two_stream(DType dtype, FlashParams fp, bool sm90_band, bool pdl, cudaStream_t stream,
+cudaError_t launch_two_stream(DType dtype, FlashParams fp, BandKernel bk, bool pdl, cudaStream_t stream,
                               SideStream* side) {
   FlashParams band = fp, glob = fp;
   band.global_ctas = 0;
@@ -359,7 +366,7 @@ cudaError_t launch_two_stream(DType dtype, FlashParams fp, bool sm90_band, bool 
   const cudaError_t err_glob = dispatch(dtype, glob, false, side->stream);
   // Join even when the launch failed, so that a capture on `stream` stays well-formed.
   if ((err = cudaEventRecord(side->join, side->stream)) != cudaSuccess) return err;
-  const cudaError_t err_band = launch_band(dtype, band, sm90_band, pdl, stream);
+  const cudaError_t err_band = launch_band(dtype, band, bk, pdl, stream);
   if ((err = cudaStreamWaitEvent(stream, side->join, 0)) != cudaSuccess) return err;
   return err_glob != cudaSuccess ? err_glob : err_band;
 }
@@ -461,19 +468,21 @@ cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query,
   fp.band_wgmma = opt.band_wgmma ? 1 : 0;  // takes effect only in the sm_90a build, head dim 64
   // Programmatic dependent launch needs sm_90; the attribute queries are host calls (no sync).
   int device = 0, major = 0, minor = 0;
+  BandKernel bk;
   if ((err = cudaGetDevice(&device)) != cudaSuccess) return err;
   if ((err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device)) != cudaSuccess) return err;
   if ((err = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device)) != cudaSuccess) return err;
+  if ((err = cudaDeviceGetAttribute(&bk.sms, cudaDevAttrMultiProcessorCount, device)) != cudaSuccess) return err;
   const bool pdl = major >= 9;
-  const bool sm90_band = opt.band_kernel && opt.band_wgmma && band_sm90_runs(major, minor, fp);
+  bk.sm90 = opt.band_kernel && opt.band_wgmma && band_sm90_runs(major, minor, fp);
   Schedule schedule = opt.schedule;
   if (schedule == Schedule::kDefault)
-    schedule = sm90_band ? Schedule::kTwoStream : default_schedule(p.batch, p.seq_len);
-  if (fp.global_ctas == 0) return launch_band(dtype, fp, sm90_band, pdl, stream);
+    schedule = bk.sm90 ? Schedule::kTwoStream : default_schedule(p.batch, p.seq_len);
+  if (fp.global_ctas == 0) return launch_band(dtype, fp, bk, pdl, stream);
   if (schedule == Schedule::kTwoStream && fp.band_ctas > 0) {
     SideStream* side = nullptr;
     if ((err = side_stream_for(stream, &side)) != cudaSuccess) return err;
-    if (side) return launch_two_stream(dtype, fp, sm90_band, pdl, stream, side);
+    if (side) return launch_two_stream(dtype, fp, bk, pdl, stream, side);
   }
   return dispatch(dtype, fp, pdl, stream);  // one grid: the fused kernel holds both kinds
 }

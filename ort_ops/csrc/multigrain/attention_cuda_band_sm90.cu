@@ -348,7 +348,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
 }  // namespace
 
 template <DType kType>
-cudaError_t launch_band_sm90(const FlashParams& fp, bool pdl, cudaStream_t stream) {
+cudaError_t launch_band_sm90(const FlashParams& fp, int sms, bool pdl, cudaStream_t stream) {
   if (fp.band_ctas == 0) return cudaSuccess;
   BandMaps maps;
   const uint64_t dims[4] = {uint64_t(fp.D), uint64_t(fp.H), uint64_t(fp.S), uint64_t(fp.B)};
@@ -366,17 +366,13 @@ cudaError_t launch_band_sm90(const FlashParams& fp, bool pdl, cudaStream_t strea
   // 4 CTAs per SM took S = 16384 (3072 CTAs) from 0.137 to 0.120 ms; at S = 4096 (768 CTAs) 3
   // slots were faster (0.039 vs 0.041 ms), where 4 per SM leave a half-empty second wave. So 2
   // slots from 16 CTAs per SM of work on.
-  int device = 0, sms = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  if (err != cudaSuccess) return err;
   const dim3 grid(static_cast<unsigned>(fp.band_ctas)), block(kThreads);
   if (static_cast<long long>(fp.band_ctas) >= 16LL * sms)
     return ptx::launch_kernel<band_kernel_sm90<kType, 2>>(grid, block, kSmemBytes<2>, pdl, stream, fp, maps);
   return ptx::launch_kernel<band_kernel_sm90<kType, 3>>(grid, block, kSmemBytes<3>, pdl, stream, fp, maps);
 }
 
-template cudaError_t launch_band_sm90<DType::kFloat16>(const FlashParams&, bool, cudaStream_t);
-template cudaError_t launch_band_sm90<DType::kBFloat16>(const FlashParams&, bool, cudaStream_t);
+template cudaError_t launch_band_sm90<DType::kFloat16>(const FlashParams&, int, bool, cudaStream_t);
+template cudaError_t launch_band_sm90<DType::kBFloat16>(const FlashParams&, int, bool, cudaStream_t);
 
 }  // namespace ortops::cuda::multigrain

@@ -66,9 +66,10 @@ cudaError_t launch_flash(const FlashParams& fp, bool pdl, cudaStream_t stream);
 // Hopper band kernel (attention_cuda_band_sm90.cu; sm_90a build, compute capability 9.0, head
 // dims 40..64, fp16 / bf16): the band CTAs in a kernel of their own, TMA-fed and pipelined.
 // Returns cudaErrorNotSupported, having launched nothing, when the driver rejects its tensor maps
-// (e.g. an unaligned mask); the caller then runs the fused kernel's band CTAs instead.
+// (e.g. an unaligned mask); the caller then runs the fused kernel's band CTAs instead. sms: the
+// device's multiprocessor count (the ring depth is picked by grid size).
 template <DType kType>
-cudaError_t launch_band_sm90(const FlashParams& fp, bool pdl, cudaStream_t stream);
+cudaError_t launch_band_sm90(const FlashParams& fp, int sms, bool pdl, cudaStream_t stream);
 
 // How the coarse (band) and fine (global-row) CTAs are launched.
 //   kOneGrid:   one flash_kernel launch holds both kinds (global-row CTAs first in the grid).
