@@ -5,17 +5,19 @@
 // [q0 - w, q0 + 63 + w] plus the row's gathered global keys (as the fused kernel's band CTAs,
 // attention_cuda_flash.cuh). What changes:
 //   - Loads: thread 0 issues TMA box loads of Q, K, V (128-byte swizzled, as wgmma reads them;
-//     rows past S and columns past D zero-filled) and of the block's 64 mask entries into a ring
-//     of kStages slots, each with a "full" mbarrier (bytes landed) and an "empty" one (the four
-//     warps are done with it). Gathered global-key blocks, which TMA cannot gather, are copied by
+//     rows past S and columns past D zero-filled) and of the block's mask entries (a box that
+//     starts 16-byte aligned) into a ring of 2 or 3 slots, each with a "full" mbarrier (bytes
+//     landed) and an "empty" one (the four warps are done with it). Gathered global-key blocks, which TMA cannot gather, are copied by
 //     all threads with cp.async and published on the same "full" barrier.
 //   - Products, software-pipelined inside the warpgroup: block n's Q·Kᵀ and block n - 1's P·V
 //     are issued together; the softmax of block n runs while P·V n - 1 is still on the tensor
 //     cores. Only O's rescale waits for it.
 //   - The op's mask comes in through TMA with the keys, so no thread waits on a global load per
-//     block; a block's "all keys valid" flag is one vote per warp.
-// Everything else (per-element masking of edge blocks only, online softmax in the log2 domain,
-// the epilogue's padding / global / invalid-row rules) is the fused kernel's.
+//     block; a block's key validity is two ballots per warp, and only edge blocks mask per element
+//     (branch-free). The softmax folds the scale into one FFMA per score and uses ex2.approx.
+// The semantics (which keys a row sees, online softmax in the log2 domain, the epilogue's
+// padding / global / invalid-row rules) are the fused kernel's. Design and measurements:
+// docs/attention_cuda.md, "Hopper band kernel".
 #include <cuda.h>
 
 #include <cstdint>
