@@ -61,6 +61,8 @@ def main():
     ap.add_argument("--replays", type=int, default=15)
     ap.add_argument("--no-flex", action="store_true")
     ap.add_argument("--no-hf", action="store_true")
+    ap.add_argument("--extra-parts", type=int, default=None,
+                    help="also time the op with these shim option bits (e.g. 64: band not a dependent launch)")
     args = ap.parse_args()
     dev = torch.device("cuda")
     gen = torch.Generator().manual_seed(0)
@@ -96,11 +98,15 @@ def main():
                 t_glob = timed(2)
                 t_comp = timed(0)
                 t_eager = eager_time(run, n_sets, 30)
+                t_extra = timed(3 | args.extra_parts) if args.extra_parts is not None else None
                 flops = 4 * B * H * S * (2 * W + 1 + G) * D
                 rows.append(dict(B=B, S=S, G=G, place=place, ms=t, ms_one_grid=t_one, ms_two_stream_fused=t_two_fused,
                                  ms_eager=t_eager, band_ms=t_band, band_fused_ms=t_band_fused,
                                  band_mma_sync_ms=t_band_sync, global_ms=t_glob, compact_ms=t_comp,
                                  tflops=flops / t / 1e9, sdpa_ms=t_sdpa))
+                if t_extra is not None:
+                    rows[-1]["ms_extra"] = t_extra
+                    print(f"  with option bits {args.extra_parts}: {t_extra:.4f} ms", flush=True)
                 print(f"B={B} S={S} G={G} {place}: {t:.4f} ms ({flops / t / 1e9:.0f} TFLOP/s) fused: 1grid {t_one:.4f} "
                       f"2strm {t_two_fused:.4f}; band {t_band:.4f} (fused {t_band_fused:.4f}, mma.sync {t_band_sync:.4f}) "
                       f"global {t_glob:.4f} compact {t_comp:.4f} eager {t_eager:.4f} sdpa {t_sdpa:.4f}", flush=True)

@@ -26,6 +26,9 @@ BAND_MMA_SYNC = 16
 # OR'ed into `parts`: the band CTAs in the fused kernel rather than the Hopper band kernel (sm_90a
 # build, head dims 40..64, the launcher's default there); for A/B runs and to keep it tested.
 BAND_FUSED = 32
+# OR'ed into `parts`: with two streams, the band launched as an ordinary launch rather than a
+# programmatic dependent of the compaction (the side stream's global rows are dispatched first).
+BAND_NO_PDL = 64
 
 _lib = None
 

@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from attention_gpu_util import (  # noqa: E402
-    BAND_FUSED, BAND_MMA_SYNC, CUDA_ERROR_INVALID_VALUE, PARTS_ALL, PARTS_BAND, PARTS_GLOBAL, SCHED_ONE_GRID, SCHED_TWO_STREAM, SHIM_PATH,
+    BAND_FUSED, BAND_MMA_SYNC, BAND_NO_PDL, CUDA_ERROR_INVALID_VALUE, PARTS_ALL, PARTS_BAND, PARTS_GLOBAL, SCHED_ONE_GRID, SCHED_TWO_STREAM, SHIM_PATH,
     describe_mismatch, hf_longformer_attention, make_inputs, make_mask, rel_err, run_op, torch_reference,
     workspace_bytes)
 
@@ -94,7 +94,8 @@ def test_long_sequences():
     case("S=9000 splits=16", 1, 9000, 1, 64, 64, torch.float16, [(20, "scattered", 8999)])
 
 
-BAND_PATHS = {"default": 0, "fused wgmma": BAND_FUSED, "fused mma.sync": BAND_FUSED | BAND_MMA_SYNC}
+BAND_PATHS = {"default": 0, "fused wgmma": BAND_FUSED, "fused mma.sync": BAND_FUSED | BAND_MMA_SYNC,
+              "default, band not a dependent launch": BAND_NO_PDL}
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=lambda d: str(d).replace("torch.", ""))

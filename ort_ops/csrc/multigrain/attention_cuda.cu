@@ -482,7 +482,7 @@ cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query,
   if (schedule == Schedule::kTwoStream && fp.band_ctas > 0) {
     SideStream* side = nullptr;
     if ((err = side_stream_for(stream, &side)) != cudaSuccess) return err;
-    if (side) return launch_two_stream(dtype, fp, bk, pdl, stream, side);
+    if (side) return launch_two_stream(dtype, fp, bk, pdl && opt.band_pdl, stream, side);
   }
   return dispatch(dtype, fp, pdl, stream);  // one grid: the fused kernel holds both kinds
 }

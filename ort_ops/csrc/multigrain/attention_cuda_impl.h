@@ -95,6 +95,10 @@ struct RunOptions {
   // The band in the Hopper band kernel where it runs (with band_wgmma); false keeps the band CTAs
   // in the fused kernel (A/B runs, and to keep that path tested on Hopper).
   bool band_kernel = true;
+  // Two-stream schedule: the band launched as a programmatic dependent of the compaction (starts
+  // before it ends). false: an ordinary launch, so the side stream's higher-priority global-row
+  // CTAs, enqueued first, are dispatched first (an A/B option; not yet measured).
+  bool band_pdl = true;
 };
 
 // The whole op with a choice of parts and schedule (multigrain_attention == default options).
