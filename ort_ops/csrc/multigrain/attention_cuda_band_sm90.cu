@@ -53,6 +53,26 @@ struct BandMaps {
   CUtensorMap mask;     // [B * S] int32 / int64, box {64 + 16 / entry size}
 };
 
+// One row's 16 values of an m64n64 fp32 fragment (row half rr: entries 4 nt + 2 rr + {0, 1}),
+// reduced as a tree: depth 4 instead of a 16-long dependent chain.
+struct Max {
+  __device__ static float op(float a, float b) { return fmaxf(a, b); }
+};
+struct Sum {
+  __device__ static float op(float a, float b) { return a + b; }
+};
+template <class Op>
+__device__ __forceinline__ float tree_reduce(const float (&acc)[32], int rr) {
+  float v[8];
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt) v[nt] = Op::op(acc[4 * nt + 2 * rr], acc[4 * nt + 2 * rr + 1]);
+#pragma unroll
+  for (int width = 4; width >= 1; width /= 2)
+#pragma unroll
+    for (int i = 0; i < width; ++i) v[i] = Op::op(v[i], v[i + width]);
+  return v[0];
+}
+
 template <DType kType, int kStages>
 __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_sm90(const FlashParams fp, const __grid_constant__ BandMaps maps) {
   if constexpr (!wgmma::kHasWgmma) {
@@ -136,8 +156,8 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
         const int kb = key_begin + n * kBlock;
         tma::load_4d(sK + s * kTileBytes, &maps.k, 0, h, kb, b, full(s));
         tma::load_4d(sV + s * kTileBytes, &maps.v, 0, h, kb, b, full(s));
-        const int m0 = static_cast<int>(mrow + kb);
-        tma::load_1d(ptx::smem_u32(sMask + s * kMaskSlotBytes), &maps.mask, m0 - m0 % mask_align, full(s));
+        const int m0 = static_cast<int>(mrow + kb);  // B * S <= INT32_MAX (band_sm90_runs)
+        tma::load_1d(ptx::smem_u32(sMask + s * kMaskSlotBytes), &maps.mask, m0 & ~(mask_align - 1), full(s));
         return;
       }
       finish_gather();  // at most one gathered block in flight
@@ -171,18 +191,20 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
     float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f}, corr[2] = {1.f, 1.f};
     const float scale_log2 = fp.scale_log2;
 
+    // Operand descriptors: one per tile, then k16 steps added to the address field (16-byte
+    // units; shared addresses stay far below its 14-bit limit, so no carry).
+    const uint64_t q_desc = wgmma::sw128_desc(sQ);
     auto issue_qk = [&](int n) {
-      const uint32_t k_addr = sK + (n % kStages) * kTileBytes;
+      const uint64_t k_desc = wgmma::sw128_desc(sK + (n % kStages) * kTileBytes);
 #pragma unroll
       for (int ks = 0; ks < 4; ++ks)  // k16 step = 32 bytes further along each Q and K row
-        wgmma::mma_m64nNk16_ss<T, 64, 0>(acc_s, wgmma::sw128_desc(sQ + ks * 32), wgmma::sw128_desc(k_addr + ks * 32),
-                                         ks > 0);
+        wgmma::mma_m64nNk16_ss<T, 64, 0>(acc_s, q_desc + ks * 2, k_desc + ks * 2, ks > 0);
     };
     auto issue_pv = [&](int n) {
-      const uint32_t v_addr = sV + (n % kStages) * kTileBytes;
+      const uint64_t v_desc = wgmma::sw128_desc(sV + (n % kStages) * kTileBytes);
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk)  // k16 step = 16 key rows of 128 bytes
-        wgmma::mma_m64n64k16_rs<T, 1>(acc_o, pa[kk], wgmma::sw128_desc(v_addr + kk * 2048), n > 0 || kk > 0);
+        wgmma::mma_m64n64k16_rs<T, 1>(acc_o, pa[kk], v_desc + kk * 128, n > 0 || kk > 0);
     };
 
     // Scores of block n -> probabilities (in acc_s, fp32), the running max / sum, and corr, the
@@ -198,7 +220,9 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
       const int kb = gathered ? (n - n_range) * kBlock : key_begin + n * kBlock;
       // This block's first entry in its slot (see kMaskSlotBytes); an int64 entry is read by its
       // low word (any other value flags the row invalid, and the row is written as NaN).
-      const unsigned char* m = sMask + (n % kStages) * kMaskSlotBytes + ((mrow + kb) % mask_align) * mask_size;
+      // (mask_align is 2 or 4: a mask, not a 64-bit remainder)
+      const unsigned char* m =
+          sMask + (n % kStages) * kMaskSlotBytes + ((static_cast<int>(mrow) + kb) & (mask_align - 1)) * mask_size;
       auto key_ok = [&](int col) {
         if (gathered) return kb + col < G;
         return kb + col < key_end && *reinterpret_cast<const int*>(m + col * mask_size) == kLocal;
@@ -228,25 +252,22 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
       }
 #pragma unroll
       for (int rr = 0; rr < 2; ++rr) {
-        float mx = -INFINITY;
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt) mx = fmaxf(mx, fmaxf(acc_s[4 * nt + 2 * rr], acc_s[4 * nt + 2 * rr + 1]));
+        float mx = tree_reduce<Max>(acc_s, rr);
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         const float m_new = fmaxf(row_max[rr], mx * exp_scale);  // running max, scaled (log2) domain
         const float m_use = m_new == -INFINITY ? 0.f : m_new;   // a row with no valid key yet stays 0
         corr[rr] = ptx::exp2_approx(row_max[rr] - m_use);
         row_max[rr] = m_new;
-        float sum = 0.f;
 #pragma unroll
         for (int nt = 0; nt < 8; ++nt)
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
             float& x = acc_s[4 * nt + 2 * rr + e];
             x = ptx::exp2_approx(fmaf(x, exp_scale, -m_use));
-            sum += x;
           }
-        row_sum[rr] = row_sum[rr] * corr[rr] + sum;  // quad-partial; reduced once at the end
+        // quad-partial; reduced once at the end
+        row_sum[rr] = fmaf(row_sum[rr], corr[rr], tree_reduce<Sum>(acc_s, rr));
       }
     };
     auto pack_p = [&]() {
@@ -293,14 +314,14 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
       wgmma::wait<1>();  // Q·Kᵀ n done; P·V n - 1 may still run
       wgmma::fence_operands(acc_s);
       softmax(n);
-      wgmma::wait<0>();
-      wgmma::fence_operands(acc_o);
-      release(n - 1);
-      issue(n - 1 + kStages);
-      __syncwarp();
       // Rescale O, unless no row max of this warp moved (corr = 1 exactly: most blocks after the
-      // first few).
+      // first few). The vote and branch also end the softmax's basic block, which keeps the
+      // softmax overlapped with P·V n - 1: ptxas schedules a block's wgmma wait first when nothing
+      // in the block depends on it, and in one block with the softmax it had put the wait before
+      // all of it (seen in the SASS of 63fdc69).
       if (__any_sync(0xffffffffu, corr[0] != 1.f || corr[1] != 1.f)) {
+        wgmma::wait<0>();
+        wgmma::fence_operands(acc_o);
 #pragma unroll
         for (int d = 0; d < 8; ++d) {
           acc_o[4 * d + 0] *= corr[0];
@@ -309,6 +330,11 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
           acc_o[4 * d + 3] *= corr[1];
         }
       }
+      wgmma::wait<0>();  // a no-op after the rescale's
+      wgmma::fence_operands(acc_o);
+      release(n - 1);
+      issue(n - 1 + kStages);
+      __syncwarp();
       pack_p();
     }
     wgmma::fence();
