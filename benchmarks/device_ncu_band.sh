@@ -14,3 +14,10 @@ for S in 4096 16384; do
   echo "ncu S=$S rc=$?"; grep -E "inst_executed|cycles_active|gmma|warps_active|stalled" "$out/ncu_band_$S.txt" | \
     awk '{print $1, $NF}' | sort -k2 -g -r | head -20
 done
+# Per-SASS-instruction stall samples of the band kernel at S = 16384 (CSV, parsed off the device).
+if [ "${NCU_SOURCE:-1}" = 1 ]; then
+  NCU_S=16384 timeout 200 ncu --clock-control none -k regex:"band_kernel" -c 1 --section SourceCounters \
+    --section WarpStateStats --import-source no -o "$out/band_src" python3 benchmarks/ncu_band_call.py > /dev/null 2>&1
+  ncu -i "$out/band_src.ncu-rep" --page source --print-source sass --csv > "$out/band_sass.csv" 2>&1
+  echo "ncu source rc=$? $(wc -l < "$out/band_sass.csv") lines"; rm -f "$out/band_src.ncu-rep"
+fi
