@@ -30,15 +30,6 @@ namespace ortops::cuda::multigrain {
 
 namespace {
 
-// threadIdx.x through a volatile asm: the compiler cannot hoist what is derived from it, so the
-// gather's per-thread offsets are recomputed where used instead of held in registers across the
-// loop (with them the 2-slot kernel spilled at its 128-register cap).
-__device__ __forceinline__ int thread_index_recomputed() {
-  int t;
-  asm volatile("mov.u32 %0, %%tid.x;" : "=r"(t));
-  return t;
-}
-
 constexpr int kBlock = 64;           // query rows per CTA, keys per block
 constexpr int kThreads = 128;        // one warpgroup
 // K / V / mask ring depth, a template parameter: 3 slots (60 KB, 3 CTAs per SM) or 2 (43 KB, 4
@@ -52,10 +43,9 @@ constexpr int kTileBytes = kBlock * 64 * 2;  // one swizzled 64 x 64 16-bit tile
 constexpr int kMaskSlotBytes = 640;
 static_assert((kBlock + 2) * 8 <= kMaskSlotBytes && (kBlock + 4) * 4 <= kMaskSlotBytes && kMaskSlotBytes % 128 == 0,
               "a mask box fits its slot");
-// Shared memory: 1024-byte alignment slack, Q, kStages x (K, V), kStages mask slots, and the
-// full / empty barriers of the K ring and of the V ring.
+// Shared memory: 1024-byte alignment slack, Q, kStages x (K, V), kStages mask slots, barriers.
 template <int kStages>
-constexpr int kSmemBytes = 1024 + kTileBytes * (1 + 2 * kStages) + kMaskSlotBytes * kStages + 4 * kStages * 8;
+constexpr int kSmemBytes = 1024 + kTileBytes * (1 + 2 * kStages) + kMaskSlotBytes * kStages + 2 * kStages * 8;
 
 // The four tensor maps of one call (kernel parameter, __grid_constant__).
 struct BandMaps {
@@ -64,8 +54,7 @@ struct BandMaps {
 };
 
 // One row's 16 values of an m64n64 fp32 fragment (row half rr: entries 4 nt + 2 rr + {0, 1}),
-// reduced in four interleaved chains joined at the end: dependent depth 6 instead of 16, with
-// few live temporaries (the 2-slot kernel has no registers to spare).
+// reduced as a tree: depth 4 instead of a 16-long dependent chain.
 struct Max {
   __device__ static float op(float a, float b) { return fmaxf(a, b); }
 };
@@ -74,14 +63,14 @@ struct Sum {
 };
 template <class Op>
 __device__ __forceinline__ float tree_reduce(const float (&acc)[32], int rr) {
-  float v[4];
+  float v[8];
 #pragma unroll
-  for (int i = 0; i < 4; ++i) v[i] = Op::op(acc[4 * i + 2 * rr], acc[4 * i + 2 * rr + 1]);
+  for (int nt = 0; nt < 8; ++nt) v[nt] = Op::op(acc[4 * nt + 2 * rr], acc[4 * nt + 2 * rr + 1]);
 #pragma unroll
-  for (int nt = 4; nt < 8; ++nt)
+  for (int width = 4; width >= 1; width /= 2)
 #pragma unroll
-    for (int e = 0; e < 2; ++e) v[nt % 4] = Op::op(v[nt % 4], acc[4 * nt + 2 * rr + e]);
-  return Op::op(Op::op(v[0], v[1]), Op::op(v[2], v[3]));
+    for (int i = 0; i < width; ++i) v[i] = Op::op(v[i], v[i + width]);
+  return v[0];
 }
 
 template <DType kType, int kStages>
@@ -98,15 +87,10 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
     const uint32_t sK = sQ + kTileBytes;                   // slot s at + s * kTileBytes
     const uint32_t sV = sK + kStages * kTileBytes;
     const unsigned char* sMask = base + (1 + 2 * kStages) * kTileBytes;  // slot s at + s * kMaskSlotBytes
-    // Two rings of the same depth: K (with the block's mask entries, and Q with block 0) and V.
-    // K slot n is free once block n's softmax has read its mask, V slot n once P·V n is done, so
-    // each ring is refilled as early as its own consumer allows (one shared ring had to wait for
-    // P·V: with 2 slots K n + 1 was then issued just before it was needed).
-    const uint32_t bar0 = sQ + (1 + 2 * kStages) * kTileBytes + kStages * kMaskSlotBytes;
-    auto k_full = [&](int s) { return bar0 + 8u * s; };
-    auto k_empty = [&](int s) { return bar0 + 8u * (kStages + s); };
-    auto v_full = [&](int s) { return bar0 + 8u * (2 * kStages + s); };
-    auto v_empty = [&](int s) { return bar0 + 8u * (3 * kStages + s); };
+    const uint32_t full0 = sQ + (1 + 2 * kStages) * kTileBytes + kStages * kMaskSlotBytes;
+    const uint32_t empty0 = full0 + kStages * 8;
+    auto full = [&](int s) { return full0 + 8u * s; };
+    auto empty = [&](int s) { return empty0 + 8u * s; };
 
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int g = lane / 4, t4 = lane % 4;  // fragment row group and column pair
@@ -123,10 +107,8 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
 
     if (tid == 0) {
       for (int s = 0; s < kStages; ++s) {
-        tma::mbar_init(k_full(s), 1);
-        tma::mbar_init(k_empty(s), kThreads / 32);
-        tma::mbar_init(v_full(s), 1);
-        tma::mbar_init(v_empty(s), kThreads / 32);
+        tma::mbar_init(full(s), 1);
+        tma::mbar_init(empty(s), kThreads / 32);
       }
       tma::fence_mbar_init();
       tma::prefetch_map(&maps.q);
@@ -146,90 +128,62 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
       n_blocks = n_range + (G + kBlock - 1) / kBlock;
     };
 
-    // Gathered K / V blocks' cp.asyncs in flight (their slots), published on their "full"
-    // barriers by finish_gather() before anyone waits on a barrier (so nobody waits for its own
-    // arrival). At most one of each kind is in flight.
-    int gather_k = -1, gather_v = -1;
+    // A gathered block's cp.asyncs in flight (its slot), published on its "full" barrier by
+    // finish_gather() before anyone waits on a barrier (so nobody waits for its own arrival).
+    int gather_slot = -1;
     auto finish_gather = [&]() {
-      if (gather_k < 0 && gather_v < 0) return;
+      if (gather_slot < 0) return;
       ptx::cp_async_wait<0>();
       wgmma::fence_proxy_async();  // generic-proxy writes, read next by wgmma
       __syncthreads();
-      if (tid == 0) {
-        if (gather_k >= 0) tma::mbar_arrive(k_full(gather_k));
-        if (gather_v >= 0) tma::mbar_arrive(v_full(gather_v));
-      }
-      gather_k = gather_v = -1;
+      if (tid == 0) tma::mbar_arrive(full(gather_slot));
+      gather_slot = -1;
     };
-    // A gathered block's K or V rows into `dst` with cp.async (all threads).
-    auto gather_rows = [&](int n, const void* src, uint32_t dst) {
-      const T* g = static_cast<const T*>(src) + head_off;
+
+    // Loads of block n into slot n % kStages, once the slot's previous block is released.
+    // Collective: every thread calls it at the same point (thread 0 issues the TMA).
+    auto issue = [&](int n) {
+      if (n >= n_range) {
+        need_globals();
+        if (n >= n_blocks) return;
+      }
+      const int s = n % kStages;
+      if (n < n_range) {
+        if (tid != 0) return;
+        if (n >= kStages) tma::mbar_wait(empty(s), ((n / kStages) - 1) & 1);
+        tma::mbar_arrive_expect_tx(full(s), 2 * kTileBytes + mask_bytes + (n == 0 ? kTileBytes : 0));
+        if (n == 0) tma::load_4d(sQ, &maps.q, 0, h, q0, b, full(0));
+        const int kb = key_begin + n * kBlock;
+        tma::load_4d(sK + s * kTileBytes, &maps.k, 0, h, kb, b, full(s));
+        tma::load_4d(sV + s * kTileBytes, &maps.v, 0, h, kb, b, full(s));
+        const int m0 = static_cast<int>(mrow + kb);  // B * S <= INT32_MAX (band_sm90_runs)
+        tma::load_1d(ptx::smem_u32(sMask + s * kMaskSlotBytes), &maps.mask, m0 & ~(mask_align - 1), full(s));
+        return;
+      }
+      finish_gather();  // at most one gathered block in flight
+      if (n >= kStages) tma::mbar_wait(empty(s), ((n / kStages) - 1) & 1);
+      const T* gK = static_cast<const T*>(fp.k) + head_off;
+      const T* gV = static_cast<const T*>(fp.v) + head_off;
       const int32_t* gIdx = fp.gidx + mrow;
       const int slot0 = (n - n_range) * kBlock;
 #pragma unroll
       for (int it = 0; it < kBlock * 8 / kThreads; ++it) {
-        const int i = thread_index_recomputed() + it * kThreads, r = i / 8, c = i % 8;
+        const int i = tid + it * kThreads, r = i / 8, c = i % 8;
         const bool ok = slot0 + r < G && c * 8 < D;
         const int64_t off = ok ? static_cast<int64_t>(gIdx[slot0 + r]) * fp.ld + c * 8 : 0;
-        ptx::cp_async16(dst + wgmma::sw128_offset(r, c) * 2, g + off, ok);
+        const uint32_t o = wgmma::sw128_offset(r, c) * 2;
+        ptx::cp_async16(sK + s * kTileBytes + o, gK + off, ok);
+        ptx::cp_async16(sV + s * kTileBytes + o, gV + off, ok);
       }
       ptx::cp_async_commit();
-    };
-
-    // Loads of block n's K (and mask entries; Q with block 0) into K slot n % kStages, once the
-    // slot's previous block is released. Collective: every thread calls it at the same point
-    // (thread 0 issues the TMA).
-    auto issue_k = [&](int n) {
-      if (n >= n_range) {
-        need_globals();
-        if (n >= n_blocks) return;
-      }
-      const int s = n % kStages;
-      if (n < n_range) {
-        if (tid != 0) return;
-        if (n >= kStages) tma::mbar_wait(k_empty(s), ((n / kStages) - 1) & 1);
-        tma::mbar_arrive_expect_tx(k_full(s), kTileBytes + mask_bytes + (n == 0 ? kTileBytes : 0));
-        if (n == 0) tma::load_4d(sQ, &maps.q, 0, h, q0, b, k_full(0));
-        const int kb = key_begin + n * kBlock;
-        tma::load_4d(sK + s * kTileBytes, &maps.k, 0, h, kb, b, k_full(s));
-        const int m0 = static_cast<int>(mrow + kb);  // B * S <= INT32_MAX (band_sm90_runs)
-        tma::load_1d(ptx::smem_u32(sMask + s * kMaskSlotBytes), &maps.mask, m0 & ~(mask_align - 1), k_full(s));
-        return;
-      }
-      finish_gather();
-      if (n >= kStages) tma::mbar_wait(k_empty(s), ((n / kStages) - 1) & 1);
-      gather_rows(n, fp.k, sK + s * kTileBytes);
-      gather_k = s;
-    };
-    // The same for block n's V, into V slot n % kStages.
-    auto issue_v = [&](int n) {
-      if (n >= n_range) {
-        need_globals();
-        if (n >= n_blocks) return;
-      }
-      const int s = n % kStages;
-      if (n < n_range) {
-        if (tid != 0) return;
-        if (n >= kStages) tma::mbar_wait(v_empty(s), ((n / kStages) - 1) & 1);
-        tma::mbar_arrive_expect_tx(v_full(s), kTileBytes);
-        tma::load_4d(sV + s * kTileBytes, &maps.v, 0, h, key_begin + n * kBlock, b, v_full(s));
-        return;
-      }
-      finish_gather();
-      if (n >= kStages) tma::mbar_wait(v_empty(s), ((n / kStages) - 1) & 1);
-      gather_rows(n, fp.v, sV + s * kTileBytes);
-      gather_v = s;
+      gather_slot = s;
     };
     // Warpgroup MMAs are .aligned: every lane of a warp must reach them together, so the warp
-    // reconverges after thread 0's TMA issue (__syncwarp after each issue); mbar_wait leaves it
+    // reconverges after thread 0's TMA issue (__syncwarp after each issue()); mbar_wait leaves it
     // converged.
-    auto wait_k = [&](int n) {
+    auto wait_full = [&](int n) {
       finish_gather();
-      tma::mbar_wait(k_full(n % kStages), (n / kStages) & 1);
-    };
-    auto wait_v = [&](int n) {
-      finish_gather();
-      tma::mbar_wait(v_full(n % kStages), (n / kStages) & 1);
+      tma::mbar_wait(full(n % kStages), (n / kStages) & 1);
     };
 
     float acc_s[32], acc_o[32];     // S = Q·Kᵀ and O, wgmma m64n64 fragments (n8 tile j: 4j..4j+3)
@@ -325,29 +279,25 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
         pa[kk][3] = Mma::pack(acc_s[8 * kk + 6], acc_s[8 * kk + 7]);
       }
     };
-    auto release = [&](uint32_t empty_bar) {  // this warp is done with a slot
+    auto release = [&](int n) {  // this warp is done with block n's slot
       __syncwarp();
-      if (lane == 0) tma::mbar_arrive(empty_bar);
+      if (lane == 0) tma::mbar_arrive(empty(n % kStages));
     };
 
-    for (int n = 0; n < kStages; ++n) {
-      issue_k(n);
-      issue_v(n);
-    }
+    for (int n = 0; n < kStages - 1; ++n) issue(n);
     __syncwarp();
 
     // Block 0: Q·Kᵀ alone.
-    wait_k(0);
+    wait_full(0);
     wgmma::fence();
     issue_qk(0);
     wgmma::commit();
     wgmma::wait<0>();
     wgmma::fence_operands(acc_s);
     softmax(0);
-    release(k_empty(0));
-    issue_k(kStages);
-    __syncwarp();
     pack_p();
+    issue(kStages - 1);
+    __syncwarp();
 
     int n = 1;
     for (;; ++n) {
@@ -355,8 +305,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
         need_globals();
         if (n >= n_blocks) break;
       }
-      wait_k(n);
-      wait_v(n - 1);
+      wait_full(n);
       wgmma::fence();
       issue_qk(n);
       wgmma::commit();
@@ -365,9 +314,6 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
       wgmma::wait<1>();  // Q·Kᵀ n done; P·V n - 1 may still run
       wgmma::fence_operands(acc_s);
       softmax(n);
-      release(k_empty(n % kStages));  // K n and its mask entries are read
-      issue_k(n + kStages);
-      __syncwarp();
       // Rescale O, unless no row max of this warp moved (corr = 1 exactly: most blocks after the
       // first few). The vote and branch also end the softmax's basic block, which keeps the
       // softmax overlapped with P·V n - 1: ptxas schedules a block's wgmma wait first when nothing
@@ -386,12 +332,11 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
       }
       wgmma::wait<0>();  // a no-op after the rescale's
       wgmma::fence_operands(acc_o);
-      release(v_empty((n - 1) % kStages));
-      issue_v(n - 1 + kStages);
+      release(n - 1);
+      issue(n - 1 + kStages);
       __syncwarp();
       pack_p();
     }
-    wait_v(n - 1);
     wgmma::fence();
     issue_pv(n - 1);
     wgmma::commit();
