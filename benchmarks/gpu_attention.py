@@ -11,10 +11,11 @@ sets so that repeated calls do not hit L2), median over replays, per call. Flex 
 median of per-call event pairs. TFLOP/s counts the useful FLOPs 4·B·H·S·(2w+1+G)·D. Parts: 'band'
 runs the band CTAs alone (with the mask compaction), 'global' the global-row CTAs + combine (with
 the compaction), 'compact' the compaction alone. 'ours' is the launcher's default (on Hopper, head
-dim 64: the band kernel on the caller's stream, the global rows on a side stream). A/B columns in
-the same run: '1grid' the fused kernel with both CTA kinds in one launch, '2strmF' the fused
-kernel's band CTAs with the global rows on a side stream; 'bandF' / 'bndsync' the band alone in
-the fused kernel on warpgroup MMAs / on mma.sync."""
+dims 40..64: the Hopper kernel with band and global-row CTAs in one grid). A/B columns in the same
+run: '2strm' the Hopper kernel's band with the global rows (fused kernel) on a side stream, '1grid'
+the fused kernel with both CTA kinds in one launch, '2strmF' the fused kernel's band CTAs with the
+global rows on a side stream; 'bandF' / 'bndsync' the band alone in the fused kernel on warpgroup
+MMAs / on mma.sync."""
 from __future__ import annotations
 
 import argparse
@@ -89,8 +90,9 @@ def main():
                 assert rc == 0, f"launcher error {rc}"
                 timed = lambda parts: graph_time(lambda i: run(i, parts), n_sets, args.calls, args.replays)  # noqa
                 t = timed(3)  # the launcher's default
-                t_one = timed(3 | SCHED_ONE_GRID)  # the fused kernel, both CTA kinds in one grid
+                t_one = timed(3 | SCHED_ONE_GRID | BAND_FUSED)  # the fused kernel, both CTA kinds in one grid
                 t_two_fused = timed(3 | SCHED_TWO_STREAM | BAND_FUSED)
+                t_two = timed(3 | SCHED_TWO_STREAM)  # band kernel; global rows (fused) on a side stream
                 t_band = timed(1)
                 # A/B in the same run: the band in the fused kernel (warpgroup MMAs; mma.sync).
                 t_band_fused = timed(1 | BAND_FUSED)
@@ -100,7 +102,8 @@ def main():
                 t_eager = eager_time(run, n_sets, 30)
                 t_extra = timed(3 | args.extra_parts) if args.extra_parts is not None else None
                 flops = 4 * B * H * S * (2 * W + 1 + G) * D
-                rows.append(dict(B=B, S=S, G=G, place=place, ms=t, ms_one_grid=t_one, ms_two_stream_fused=t_two_fused,
+                rows.append(dict(B=B, S=S, G=G, place=place, ms=t, ms_two_stream=t_two, ms_one_grid=t_one,
+                                 ms_two_stream_fused=t_two_fused,
                                  ms_eager=t_eager, band_ms=t_band, band_fused_ms=t_band_fused,
                                  band_mma_sync_ms=t_band_sync, global_ms=t_glob, compact_ms=t_comp,
                                  tflops=flops / t / 1e9, sdpa_ms=t_sdpa))
@@ -108,7 +111,7 @@ def main():
                     rows[-1]["ms_extra"] = t_extra
                     print(f"  with option bits {args.extra_parts}: {t_extra:.4f} ms", flush=True)
                 print(f"B={B} S={S} G={G} {place}: {t:.4f} ms ({flops / t / 1e9:.0f} TFLOP/s) fused: 1grid {t_one:.4f} "
-                      f"2strm {t_two_fused:.4f}; band {t_band:.4f} (fused {t_band_fused:.4f}, mma.sync {t_band_sync:.4f}) "
+                      f"2strmF {t_two_fused:.4f} 2strm {t_two:.4f}; band {t_band:.4f} (fused {t_band_fused:.4f}, mma.sync {t_band_sync:.4f}) "
                       f"global {t_glob:.4f} compact {t_comp:.4f} eager {t_eager:.4f} sdpa {t_sdpa:.4f}", flush=True)
         del sets, sd, ws, out
         torch.cuda.empty_cache()
@@ -162,13 +165,13 @@ def main():
     dev_name = torch.cuda.get_device_name()
     print(f"\n{dev_name}, torch {torch.__version__}, fp16, H={H} D={D} w={W}; ms per call (graph), "
           f"TFLOP/s on useful FLOPs, % of {PEAK:.0f}; 'ours' = the launcher's default schedule at that size")
-    print(f"{'B':>2} {'S':>6} {'G':>3} {'place':9} {'ours':>7} {'TF/s':>5} {'%pk':>4} {'1grid':>7} {'2strmF':>7} "
+    print(f"{'B':>2} {'S':>6} {'G':>3} {'place':9} {'ours':>7} {'TF/s':>5} {'%pk':>4} {'2strm':>7} {'1grid':>7} {'2strmF':>7} "
           f"{'band':>7} {'bandF':>7} {'bndsync':>7} {'global':>7} {'cmpct':>6} {'eager':>7} {'sdpa':>7} {'flex':>7} "
           f"{'hf':>7}")
     for r in rows:
         f = lambda k: f"{r[k]:7.4f}" if k in r else f"{'-':>7}"  # noqa: E731
         print(f"{r['B']:>2} {r['S']:>6} {r['G']:>3} {r['place']:9} {r['ms']:7.4f} {r['tflops']:5.0f} "
-              f"{100 * r['tflops'] / PEAK:4.0f} {r['ms_one_grid']:7.4f} {r['ms_two_stream_fused']:7.4f} "
+              f"{100 * r['tflops'] / PEAK:4.0f} {f('ms_two_stream')} {r['ms_one_grid']:7.4f} {r['ms_two_stream_fused']:7.4f} "
               f"{r['band_ms']:7.4f} {r['band_fused_ms']:7.4f} {r['band_mma_sync_ms']:7.4f} {r['global_ms']:7.4f} "
               f"{r['compact_ms']:6.4f} {r['ms_eager']:7.4f} {r['sdpa_ms']:7.4f} {f('flex_ms')} {f('hf_ms')}")
     if args.json:

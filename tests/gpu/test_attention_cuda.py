@@ -95,15 +95,17 @@ def test_long_sequences():
 
 
 BAND_PATHS = {"default": 0, "fused wgmma": BAND_FUSED, "fused mma.sync": BAND_FUSED | BAND_MMA_SYNC,
-              "default, band not a dependent launch": BAND_NO_PDL}
+              "global rows on a side stream": SCHED_TWO_STREAM,
+              "side stream, band not a dependent launch": SCHED_TWO_STREAM | BAND_NO_PDL}
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=lambda d: str(d).replace("torch.", ""))
 @pytest.mark.parametrize("w", [0, 7, 100, 256])
 def test_band_paths_agree(dtype, w):
-    # Head dim 64 on Hopper (sm_90a build): the default band is the Hopper band kernel (every other
-    # D = 40..64 test on that GPU goes through it); BAND_FUSED keeps the band CTAs in the fused
-    # kernel (warpgroup MMAs), BAND_MMA_SYNC there on mma.sync (what other GPUs run). Each against
+    # Head dim 64 on Hopper (sm_90a build): by default the Hopper kernel runs band and global-row
+    # CTAs in one grid (every other D = 40..64 test on that GPU goes through it); with two streams
+    # it runs the band and the fused kernel the global rows; BAND_FUSED keeps everything in the
+    # fused kernel (warpgroup MMAs), BAND_MMA_SYNC there on mma.sync (what other GPUs run). Each against
     # the float64 reference, and against each other (same rounding points: they differ only by
     # fp32 accumulation order).
     B, S, H, D = 2, 1111, 3, 64
@@ -132,6 +134,10 @@ def test_band_kernel_ring_and_ranges(dtype):
     case("w >= S", 2, 300, 2, 64, 1000, dtype, [(3, "scattered", 290), (0, "first", 300)])
     case("S < 64", 2, 20, 2, 64, 5, dtype, [(2, "scattered", 17), (1, "first", 20)])
     case("D=48 G=65", 2, 1000, 3, 48, 130, dtype, [(65, "scattered", 1000), (1, "first", 999)], mask64=True)
+    # G = 400: global tiles 1..6, so global-row CTAs walk two tiles each (the ring runs on across
+    # tiles); a row with G = 0 beside it, and G = 64 exactly (tile 0 only).
+    case("G=400 global CTAs walk tiles", 3, 1500, 2, 64, 32, dtype,
+         [(400, "scattered", 1480), (0, "first", 1500), (64, "first", 1500)])
     # >= 16 CTAs per SM of band work (2560 here): the 2-slot ring, 4 CTAs per SM.
     rows = [((3 * b) % 70, "scattered" if b % 2 else "first", 1024 - 13 * b) for b in range(40)]
     case("2-slot ring", 40, 1024, 4, 64, 100, dtype, rows)

@@ -282,15 +282,15 @@ struct BandKernel {
   int sms = 0;
 };
 
-// The band part alone on `stream`: the Hopper band kernel where it runs, else (or when the driver
-// rejects its tensor maps) the fused kernel's band CTAs.
-cudaError_t launch_band(DType dtype, const FlashParams& band, BandKernel bk, bool pdl, cudaStream_t stream) {
+// The CTAs of `fp` (band, global rows or both) in one grid on `stream`: the Hopper kernel where it
+// runs, else (or when the driver rejects its tensor maps) the fused kernel.
+cudaError_t launch_grid(DType dtype, const FlashParams& fp, BandKernel bk, bool pdl, cudaStream_t stream) {
   if (bk.sm90) {
-    const cudaError_t err = dtype == DType::kFloat16 ? launch_band_sm90<DType::kFloat16>(band, bk.sms, pdl, stream)
-                                                     : launch_band_sm90<DType::kBFloat16>(band, bk.sms, pdl, stream);
+    const cudaError_t err = dtype == DType::kFloat16 ? launch_band_sm90<DType::kFloat16>(fp, bk.sms, pdl, stream)
+                                                     : launch_band_sm90<DType::kBFloat16>(fp, bk.sms, pdl, stream);
     if (err != cudaErrorNotSupported) return err;
   }
-  return dispatch(dtype, band, pdl, stream);
+  return dispatch(dtype, fp, pdl, stream);
 }
 
 // The Hopper band kernel needs its sm_90a machine code in this build (CMake defines
@@ -366,7 +366,7 @@ cudaError_t launch_two_stream(DType dtype, FlashParams fp, BandKernel bk, bool p
   const cudaError_t err_glob = dispatch(dtype, glob, false, side->stream);
   // Join even when the launch failed, so that a capture on `stream` stays well-formed.
   if ((err = cudaEventRecord(side->join, side->stream)) != cudaSuccess) return err;
-  const cudaError_t err_band = launch_band(dtype, band, bk, pdl, stream);
+  const cudaError_t err_band = launch_grid(dtype, band, bk, pdl, stream);
   if ((err = cudaStreamWaitEvent(stream, side->join, 0)) != cudaSuccess) return err;
   return err_glob != cudaSuccess ? err_glob : err_band;
 }
@@ -476,15 +476,14 @@ cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query,
   const bool pdl = major >= 9;
   bk.sm90 = opt.band_kernel && opt.band_wgmma && band_sm90_runs(major, minor, fp);
   Schedule schedule = opt.schedule;
-  if (schedule == Schedule::kDefault)
-    schedule = bk.sm90 ? Schedule::kTwoStream : default_schedule(p.batch, p.seq_len);
-  if (fp.global_ctas == 0) return launch_band(dtype, fp, bk, pdl, stream);
+  if (schedule == Schedule::kDefault) schedule = bk.sm90 ? Schedule::kOneGrid : default_schedule(p.batch, p.seq_len);
+  if (fp.global_ctas == 0) return launch_grid(dtype, fp, bk, pdl, stream);
   if (schedule == Schedule::kTwoStream && fp.band_ctas > 0) {
     SideStream* side = nullptr;
     if ((err = side_stream_for(stream, &side)) != cudaSuccess) return err;
     if (side) return launch_two_stream(dtype, fp, bk, pdl && opt.band_pdl, stream, side);
   }
-  return dispatch(dtype, fp, pdl, stream);  // one grid: the fused kernel holds both kinds
+  return launch_grid(dtype, fp, bk, pdl, stream);  // one grid: both kinds
 }
 
 }  // namespace multigrain

@@ -1,14 +1,22 @@
-// Hopper band kernel of MultigrainAttention (sm_90a, fp16 / bf16, head sizes 40..64): the coarse
-// part in a kernel of its own, so its register budget and pipeline are set by the band alone.
+// Hopper kernel of MultigrainAttention (sm_90a, fp16 / bf16, head sizes 40..64): band and
+// global-row CTAs in one grid, with the band's register and shared-memory footprint, so that the
+// two kinds share the SMs (the fused kernel's footprint is set by its global-row code, and as a
+// separate launch the global rows found no room beside 3-4 band CTAs per SM).
 //
-// One CTA = one warpgroup = 64 consecutive query rows against the band's key blocks
-// [q0 - w, q0 + 63 + w] plus the row's gathered global keys (as the fused kernel's band CTAs,
-// attention_cuda_flash.cuh). What changes:
+// One CTA = one warpgroup = one 64-row query tile:
+//   - band CTAs: 64 consecutive query rows against the band's key blocks [q0 - w, q0 + 63 + w]
+//     plus the row's gathered global keys (as the fused kernel's band CTAs,
+//     attention_cuda_flash.cuh);
+//   - global-row CTAs, first in the grid: 64 global query rows (gathered by index from the global
+//     projection) against a key range of the global keys / values: tile 0 in fp.splits key
+//     splits merged by log-sum-exp (combine_splits), tiles 1.. (G > 64) whole.
+// What the loop does:
 //   - Loads: thread 0 issues TMA box loads of Q, K, V (128-byte swizzled, as wgmma reads them;
 //     rows past S and columns past D zero-filled) and of the block's mask entries (a box that
 //     starts 16-byte aligned) into a ring of 2 or 3 slots, each with a "full" mbarrier (bytes
-//     landed) and an "empty" one (the four warps are done with it). Gathered global-key blocks, which TMA cannot gather, are copied by
-//     all threads with cp.async and published on the same "full" barrier.
+//     landed) and an "empty" one (the four warps are done with it). Gathered rows (global-key
+//     blocks, global query rows), which TMA cannot gather, are copied by all threads with
+//     cp.async and published on the same "full" barrier.
 //   - Products, software-pipelined inside the warpgroup: block n's Q·Kᵀ and block n - 1's P·V
 //     are issued together; the softmax of block n runs while P·V n - 1 is still on the tensor
 //     cores. Only O's rescale waits for it.
@@ -16,8 +24,8 @@
 //     block; a block's key validity is two ballots per warp, and only edge blocks mask per element
 //     (branch-free). The softmax folds the scale into one FFMA per score and uses ex2.approx.
 // The semantics (which keys a row sees, online softmax in the log2 domain, the epilogue's
-// padding / global / invalid-row rules) are the fused kernel's. Design and measurements:
-// docs/attention_cuda.md, "Hopper band kernel".
+// padding / global / invalid-row rules, the split partials) are the fused kernel's. Design and
+// measurements: docs/attention_cuda.md, "Hopper band kernel" and later sections.
 #include <cuda.h>
 
 #include <cstdint>
@@ -50,27 +58,83 @@ constexpr int kSmemBytes = 1024 + kTileBytes * (1 + 2 * kStages) + kMaskSlotByte
 // The four tensor maps of one call (kernel parameter, __grid_constant__).
 struct BandMaps {
   CUtensorMap q, k, v;  // [B][S][H][D] 16-bit, box {64, 1, 64, 1}, 128-byte swizzle
+  CUtensorMap gk, gv;   // the global projections' keys / values, the same layout
   CUtensorMap mask;     // [B * S] int32 / int64, box {64 + 16 / entry size}
 };
 
 // One row's 16 values of an m64n64 fp32 fragment (row half rr: entries 4 nt + 2 rr + {0, 1}),
 // reduced as a tree: depth 4 instead of a 16-long dependent chain.
-struct Max {
-  __device__ static float op(float a, float b) { return fmaxf(a, b); }
-};
-struct Sum {
-  __device__ static float op(float a, float b) { return a + b; }
-};
-template <class Op>
+enum class Reduce { kMax, kSum };
+template <Reduce kOp>
+__device__ __forceinline__ float reduce_op(float a, float b) {
+  return kOp == Reduce::kMax ? fmaxf(a, b) : a + b;
+}
+template <Reduce kOp>
 __device__ __forceinline__ float tree_reduce(const float (&acc)[32], int rr) {
   float v[8];
 #pragma unroll
-  for (int nt = 0; nt < 8; ++nt) v[nt] = Op::op(acc[4 * nt + 2 * rr], acc[4 * nt + 2 * rr + 1]);
+  for (int nt = 0; nt < 8; ++nt) v[nt] = reduce_op<kOp>(acc[4 * nt + 2 * rr], acc[4 * nt + 2 * rr + 1]);
 #pragma unroll
   for (int width = 4; width >= 1; width /= 2)
 #pragma unroll
-    for (int i = 0; i < width; ++i) v[i] = Op::op(v[i], v[i + width]);
+    for (int i = 0; i < width; ++i) v[i] = reduce_op<kOp>(v[i], v[i + width]);
   return v[0];
+}
+
+// Rows slot0.. of a gathered 64-row tile (K, V or global Q: row slot0 + r is sequence row
+// gidx[slot0 + r] of `src`; zeros past G and past D) into a swizzled smem tile, with cp.async by
+// all threads; the caller commits and publishes.
+template <class T>
+__device__ __forceinline__ void gather_rows(const void* src, uint32_t dst, int slot0, int G, int64_t head_off,
+                                            int64_t mrow, const FlashParams& fp) {
+  const T* g = static_cast<const T*>(src) + head_off;
+  const int32_t* gIdx = fp.gidx + mrow;
+#pragma unroll
+  for (int it = 0; it < kBlock * 8 / kThreads; ++it) {
+    const int i = threadIdx.x + it * kThreads, r = i / 8, c = i % 8;
+    const bool ok = slot0 + r < G && c * 8 < fp.D;
+    const int64_t off = ok ? static_cast<int64_t>(gIdx[slot0 + r]) * fp.ld + c * 8 : 0;
+    ptx::cp_async16(dst + wgmma::sw128_offset(r, c) * 2, g + off, ok);
+  }
+}
+
+// A global-row tile's result: a split of tile 0 writes its normalized partial O and log-sum-exp
+// (merged by combine_splits), any other tile writes its rows to the output (row gidx[slot]).
+template <DType kType>
+__device__ __forceinline__ void store_global_rows(const FlashParams& fp, const float (&acc_o)[32],
+                                                  const float (&row_max)[2], const float (&row_sum)[2], int b,
+                                                  int h, int q0, int G, int split, int64_t head_off,
+                                                  int64_t mrow) {
+  using T = typename Elem<kType>::T;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t4 = lane % 4, D = fp.D;
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    float l = row_sum[rr];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const int r = warp * 16 + g + rr * 8, slot = q0 + r;
+    if (slot >= G) continue;
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    if (split >= 0) {
+      const int64_t prow = ((static_cast<int64_t>(b) * fp.H + h) * fp.splits + split) * kBlock + r;
+      float* po = fp.part_o + prow * D;
+#pragma unroll
+      for (int d = 0; d < 8; ++d) {
+        const int col = d * 8 + 2 * t4;
+        if (col < D) *reinterpret_cast<float2*>(po + col) = make_float2(acc_o[4 * d + 2 * rr] * inv, acc_o[4 * d + 2 * rr + 1] * inv);
+      }
+      if (t4 == 0) fp.part_lse[prow] = l > 0.f ? row_max[rr] + log2f(l) : -INFINITY;
+    } else {
+      T* o = static_cast<T*>(fp.out) + head_off + static_cast<int64_t>(fp.gidx[mrow + slot]) * fp.ld;
+#pragma unroll
+      for (int d = 0; d < 8; ++d) {
+        const int col = d * 8 + 2 * t4;
+        if (col < D)
+          *reinterpret_cast<uint32_t*>(o + col) =
+              MmaOf<kType>::pack(acc_o[4 * d + 2 * rr] * inv, acc_o[4 * d + 2 * rr + 1] * inv);
+      }
+    }
+  }
 }
 
 template <DType kType, int kStages>
@@ -95,15 +159,35 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int g = lane / 4, t4 = lane % 4;  // fragment row group and column pair
     const int S = fp.S, D = fp.D, w = fp.w;
-    const int bh = blockIdx.x / fp.q_tiles, tile = blockIdx.x % fp.q_tiles, b = bh / fp.H, h = bh % fp.H;
-    const int q0 = tile * kBlock;
-    const int key_begin = max(0, q0 - w);
-    const int key_end = static_cast<int>(min(static_cast<long long>(S), static_cast<long long>(q0) + kBlock + w));
-    const int n_range = (key_end - key_begin + kBlock - 1) / kBlock;  // >= 1: q0 < S
+
+    // Which work this CTA has: global-row CTAs come first in the grid (dispatched first); per
+    // (b, h), fp.splits CTAs take global tile 0 (the first 64 global rows) against one key
+    // split each (their partials merged by the last to finish), then kExtraCtas CTAs take
+    // tiles 1, 1 + kExtraCtas, ... (G > 64) against all keys; then the band CTAs, one 64-row
+    // tile each.
+    const bool global_cta = static_cast<int>(blockIdx.x) < fp.global_ctas;
+    int b, h, tile, tile_step = 0, split = -1, G = -1;
+    if (global_cta) {
+      const int per_bh = fp.splits + kExtraCtas, bh = blockIdx.x / per_bh, x = blockIdx.x % per_bh;
+      b = bh / fp.H, h = bh % fp.H;
+      if (x < fp.splits) {
+        split = x, tile = 0;
+      } else {
+        tile = 1 + (x - fp.splits), tile_step = kExtraCtas;
+      }
+      ptx::griddep_wait();  // the compaction: G, gidx
+      G = fp.gcount[b];
+      if (fp.bad[b] || tile * kBlock >= G) return;  // (a bad row's NaNs are written by its band CTAs)
+    } else {
+      const int cta = blockIdx.x - fp.global_ctas, bh = cta / fp.q_tiles;
+      b = bh / fp.H, h = bh % fp.H, tile = cta % fp.q_tiles;
+    }
     const int64_t mrow = static_cast<int64_t>(b) * S;
     const int64_t head_off = mrow * fp.ld + static_cast<int64_t>(h) * D;
     const int mask_size = fp.mask64 ? 8 : 4, mask_align = 16 / mask_size;  // entry bytes, entries per 16 B
     const uint32_t mask_bytes = (kBlock + mask_align) * mask_size;  // one box
+    const CUtensorMap* map_k = global_cta ? &maps.gk : &maps.k;
+    const CUtensorMap* map_v = global_cta ? &maps.gv : &maps.v;
 
     if (tid == 0) {
       for (int s = 0; s < kStages; ++s) {
@@ -111,264 +195,302 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
         tma::mbar_init(empty(s), kThreads / 32);
       }
       tma::fence_mbar_init();
-      tma::prefetch_map(&maps.q);
-      tma::prefetch_map(&maps.k);
-      tma::prefetch_map(&maps.v);
+      if (!global_cta) tma::prefetch_map(&maps.q);
+      tma::prefetch_map(map_k);
+      tma::prefetch_map(map_v);
       tma::prefetch_map(&maps.mask);
     }
     __syncthreads();
 
-    // The gathered global keys need the compaction (programmatic dependent launch): waited for
-    // only when the first gathered block is issued, or when the loop needs the block count.
-    int G = -1, n_blocks = n_range;
-    auto need_globals = [&]() {
-      if (G >= 0) return;
-      ptx::griddep_wait();
-      G = fp.gcount[b];
-      n_blocks = n_range + (G + kBlock - 1) / kBlock;
-    };
-
-    // A gathered block's cp.asyncs in flight (its slot), published on its "full" barrier by
-    // finish_gather() before anyone waits on a barrier (so nobody waits for its own arrival).
-    int gather_slot = -1;
-    auto finish_gather = [&]() {
-      if (gather_slot < 0) return;
-      ptx::cp_async_wait<0>();
-      wgmma::fence_proxy_async();  // generic-proxy writes, read next by wgmma
-      __syncthreads();
-      if (tid == 0) tma::mbar_arrive(full(gather_slot));
-      gather_slot = -1;
-    };
-
-    // Loads of block n into slot n % kStages, once the slot's previous block is released.
-    // Collective: every thread calls it at the same point (thread 0 issues the TMA).
-    auto issue = [&](int n) {
-      if (n >= n_range) {
-        need_globals();
-        if (n >= n_blocks) return;
+    // Ring positions run on across this CTA's tiles (p0 = blocks of the tiles before), so the
+    // slots and barrier phases simply continue.
+    int p0 = 0;
+    for (;; tile += tile_step) {
+      const int q0 = tile * kBlock;  // band: first query row; global: first global slot
+      int key_begin, key_end;
+      if (!global_cta) {
+        key_begin = max(0, q0 - w);
+        key_end = static_cast<int>(min(static_cast<long long>(S), static_cast<long long>(q0) + kBlock + w));
+      } else if (split >= 0) {
+        key_begin = split * fp.chunk;
+        key_end = min(S, key_begin + fp.chunk);
+      } else {
+        key_begin = 0, key_end = S;
       }
-      const int s = n % kStages;
-      if (n < n_range) {
-        if (tid != 0) return;
-        if (n >= kStages) tma::mbar_wait(empty(s), ((n / kStages) - 1) & 1);
-        tma::mbar_arrive_expect_tx(full(s), 2 * kTileBytes + mask_bytes + (n == 0 ? kTileBytes : 0));
-        if (n == 0) tma::load_4d(sQ, &maps.q, 0, h, q0, b, full(0));
-        const int kb = key_begin + n * kBlock;
-        tma::load_4d(sK + s * kTileBytes, &maps.k, 0, h, kb, b, full(s));
-        tma::load_4d(sV + s * kTileBytes, &maps.v, 0, h, kb, b, full(s));
-        const int m0 = static_cast<int>(mrow + kb);  // B * S <= INT32_MAX (band_sm90_runs)
-        tma::load_1d(ptx::smem_u32(sMask + s * kMaskSlotBytes), &maps.mask, m0 & ~(mask_align - 1), full(s));
-        return;
-      }
-      finish_gather();  // at most one gathered block in flight
-      if (n >= kStages) tma::mbar_wait(empty(s), ((n / kStages) - 1) & 1);
-      const T* gK = static_cast<const T*>(fp.k) + head_off;
-      const T* gV = static_cast<const T*>(fp.v) + head_off;
-      const int32_t* gIdx = fp.gidx + mrow;
-      const int slot0 = (n - n_range) * kBlock;
-#pragma unroll
-      for (int it = 0; it < kBlock * 8 / kThreads; ++it) {
-        const int i = tid + it * kThreads, r = i / 8, c = i % 8;
-        const bool ok = slot0 + r < G && c * 8 < D;
-        const int64_t off = ok ? static_cast<int64_t>(gIdx[slot0 + r]) * fp.ld + c * 8 : 0;
-        const uint32_t o = wgmma::sw128_offset(r, c) * 2;
-        ptx::cp_async16(sK + s * kTileBytes + o, gK + off, ok);
-        ptx::cp_async16(sV + s * kTileBytes + o, gV + off, ok);
-      }
-      ptx::cp_async_commit();
-      gather_slot = s;
-    };
-    // Warpgroup MMAs are .aligned: every lane of a warp must reach them together, so the warp
-    // reconverges after thread 0's TMA issue (__syncwarp after each issue()); mbar_wait leaves it
-    // converged.
-    auto wait_full = [&](int n) {
-      finish_gather();
-      tma::mbar_wait(full(n % kStages), (n / kStages) & 1);
-    };
+      const int n_range = (key_end - key_begin + kBlock - 1) / kBlock;  // >= 1
+      int n_blocks = global_cta ? n_range : -1;
 
-    float acc_s[32], acc_o[32];     // S = Q·Kᵀ and O, wgmma m64n64 fragments (n8 tile j: 4j..4j+3)
-    uint32_t pa[4][4];              // P of the last softmax, packed as P·V's A operand (k16 steps)
-    float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f}, corr[2] = {1.f, 1.f};
-    const float scale_log2 = fp.scale_log2;
-
-    // Operand descriptors: one per tile, then k16 steps added to the address field (16-byte
-    // units; shared addresses stay far below its 14-bit limit, so no carry).
-    const uint64_t q_desc = wgmma::sw128_desc(sQ);
-    auto issue_qk = [&](int n) {
-      const uint64_t k_desc = wgmma::sw128_desc(sK + (n % kStages) * kTileBytes);
-#pragma unroll
-      for (int ks = 0; ks < 4; ++ks)  // k16 step = 32 bytes further along each Q and K row
-        wgmma::mma_m64nNk16_ss<T, 64, 0>(acc_s, q_desc + ks * 2, k_desc + ks * 2, ks > 0);
-    };
-    auto issue_pv = [&](int n) {
-      const uint64_t v_desc = wgmma::sw128_desc(sV + (n % kStages) * kTileBytes);
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk)  // k16 step = 16 key rows of 128 bytes
-        wgmma::mma_m64n64k16_rs<T, 1>(acc_o, pa[kk], v_desc + kk * 128, n > 0 || kk > 0);
-    };
-
-    // Scores of block n -> probabilities (in acc_s, fp32), the running max / sum, and corr, the
-    // factor O must be rescaled by once P·V n - 1 has finished. The scale is folded into the
-    // exponent (one FFMA per score): the max is taken on raw scores, which a positive scale
-    // orders the same way; a scale <= 0 (allowed by the contract) is applied first instead.
-    const float exp_scale = scale_log2 > 0.f ? scale_log2 : 1.f;
-    auto softmax = [&](int n) {
-      if (scale_log2 <= 0.f)
-#pragma unroll
-        for (int i = 0; i < 32; ++i) acc_s[i] *= scale_log2;
-      const bool gathered = n >= n_range;
-      const int kb = gathered ? (n - n_range) * kBlock : key_begin + n * kBlock;
-      // This block's first entry in its slot (see kMaskSlotBytes); an int64 entry is read by its
-      // low word (any other value flags the row invalid, and the row is written as NaN).
-      // (mask_align is 2 or 4: a mask, not a 64-bit remainder)
-      const unsigned char* m =
-          sMask + (n % kStages) * kMaskSlotBytes + ((static_cast<int>(mrow) + kb) & (mask_align - 1)) * mask_size;
-      auto key_ok = [&](int col) {
-        if (gathered) return kb + col < G;
-        return kb + col < key_end && *reinterpret_cast<const int*>(m + col * mask_size) == kLocal;
+      // Band CTAs need the compaction (programmatic dependent launch) only for their gathered
+      // global keys: waited for when the first gathered block is issued, or when the loop needs
+      // the block count.
+      auto need_globals = [&]() {
+        if (n_blocks >= 0) return;
+        ptx::griddep_wait();
+        G = fp.gcount[b];
+        n_blocks = n_range + (G + kBlock - 1) / kBlock;
       };
-      // Key validity of the block as two 32-bit words (keys 0..31, 32..63), one vote each.
-      const uint32_t valid_lo = __ballot_sync(0xffffffffu, key_ok(lane));
-      const uint32_t valid_hi = __ballot_sync(0xffffffffu, key_ok(lane + 32));
-      const bool window_edge = !gathered && !(kb >= q0 + kBlock - 1 - w && kb + kBlock - 1 <= q0 + w);
-      if ((valid_lo & valid_hi) != 0xffffffffu || window_edge) {
-        // This thread's columns are 8 nt + 2 t4 + {0, 1}: shift its pair to bits 8 nt + {0, 1}.
-        const uint32_t mine_lo = valid_lo >> (2 * t4), mine_hi = valid_hi >> (2 * t4);
+
+      // A gathered block's cp.asyncs in flight (its slot), published on its "full" barrier by
+      // finish_gather() before anyone waits on a barrier (so nobody waits for its own arrival).
+      int gather_slot = -1;
+      auto finish_gather = [&]() {
+        if (gather_slot < 0) return;
+        ptx::cp_async_wait<0>();
+        wgmma::fence_proxy_async();  // generic-proxy writes, read next by wgmma
+        __syncthreads();
+        if (tid == 0) tma::mbar_arrive(full(gather_slot));
+        gather_slot = -1;
+      };
+
+      // Loads of block n into slot (p0 + n) % kStages, once the slot's previous block is
+      // released. Collective: every thread calls it at the same point (thread 0 issues the TMA).
+      auto issue = [&](int n) {
+        if (n >= n_range) {
+          need_globals();
+          if (n >= n_blocks) return;
+        }
+        const int p = p0 + n, s = p % kStages;
+        if (n < n_range) {
+          if (tid != 0) return;
+          if (p >= kStages) tma::mbar_wait(empty(s), ((p / kStages) - 1) & 1);
+          const bool band_q = n == 0 && !global_cta;  // global rows' Q is gathered (below)
+          tma::mbar_arrive_expect_tx(full(s), 2 * kTileBytes + mask_bytes + (band_q ? kTileBytes : 0));
+          if (band_q) tma::load_4d(sQ, &maps.q, 0, h, q0, b, full(s));
+          const int kb = key_begin + n * kBlock;
+          tma::load_4d(sK + s * kTileBytes, map_k, 0, h, kb, b, full(s));
+          tma::load_4d(sV + s * kTileBytes, map_v, 0, h, kb, b, full(s));
+          const int m0 = static_cast<int>(mrow + kb);  // B * S <= INT32_MAX (band_sm90_runs)
+          tma::load_1d(ptx::smem_u32(sMask + s * kMaskSlotBytes), &maps.mask, m0 & ~(mask_align - 1), full(s));
+          return;
+        }
+        finish_gather();  // at most one gathered block in flight
+        if (p >= kStages) tma::mbar_wait(empty(s), ((p / kStages) - 1) & 1);
+        const int slot0 = (n - n_range) * kBlock;
+        gather_rows<T>(fp.k, sK + s * kTileBytes, slot0, G, head_off, mrow, fp);
+        gather_rows<T>(fp.v, sV + s * kTileBytes, slot0, G, head_off, mrow, fp);
+        ptx::cp_async_commit();
+        gather_slot = s;
+      };
+      // Warpgroup MMAs are .aligned: every lane of a warp must reach them together, so the warp
+      // reconverges after thread 0's TMA issue (__syncwarp after each issue()); mbar_wait leaves
+      // it converged.
+      auto wait_full = [&](int n) {
+        finish_gather();
+        tma::mbar_wait(full((p0 + n) % kStages), ((p0 + n) / kStages) & 1);
+      };
+
+      float acc_s[32], acc_o[32];  // S = Q·Kᵀ and O, wgmma m64n64 fragments (n8 tile j: 4j..4j+3)
+      uint32_t pa[4][4];           // P of the last softmax, packed as P·V's A operand (k16 steps)
+      float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f}, corr[2] = {1.f, 1.f};
+      const float scale_log2 = fp.scale_log2;
+
+      // Operand descriptors: one per tile, then k16 steps added to the address field (16-byte
+      // units; shared addresses stay far below its 14-bit limit, so no carry).
+      const uint64_t q_desc = wgmma::sw128_desc(sQ);
+      auto issue_qk = [&](int n) {
+        const uint64_t k_desc = wgmma::sw128_desc(sK + ((p0 + n) % kStages) * kTileBytes);
+#pragma unroll
+        for (int ks = 0; ks < 4; ++ks)  // k16 step = 32 bytes further along each Q and K row
+          wgmma::mma_m64nNk16_ss<T, 64, 0>(acc_s, q_desc + ks * 2, k_desc + ks * 2, ks > 0);
+      };
+      auto issue_pv = [&](int n) {
+        const uint64_t v_desc = wgmma::sw128_desc(sV + ((p0 + n) % kStages) * kTileBytes);
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk)  // k16 step = 16 key rows of 128 bytes
+          wgmma::mma_m64n64k16_rs<T, 1>(acc_o, pa[kk], v_desc + kk * 128, n > 0 || kk > 0);
+      };
+
+      // Scores of block n -> probabilities (in acc_s, fp32), the running max / sum, and corr,
+      // the factor O must be rescaled by once P·V n - 1 has finished. The scale is folded into
+      // the exponent (one FFMA per score): the max is taken on raw scores, which a positive
+      // scale orders the same way; a scale <= 0 (allowed by the contract) is applied first.
+      const float exp_scale = scale_log2 > 0.f ? scale_log2 : 1.f;
+      auto softmax = [&](int n) {
+        if (scale_log2 <= 0.f)
+#pragma unroll
+          for (int i = 0; i < 32; ++i) acc_s[i] *= scale_log2;
+        const bool gathered = n >= n_range;
+        const int kb = gathered ? (n - n_range) * kBlock : key_begin + n * kBlock;
+        // This block's first entry in its slot (see kMaskSlotBytes); an int64 entry is read by
+        // its low word (any other value flags the row invalid, and the row is written as NaN).
+        // (mask_align is 2 or 4: a mask, not a 64-bit remainder)
+        const unsigned char* m = sMask + ((p0 + n) % kStages) * kMaskSlotBytes +
+                                 ((static_cast<int>(mrow) + kb) & (mask_align - 1)) * mask_size;
+        // Band rows see local keys in their window and the gathered global keys; global rows
+        // see every key that is not padding.
+        auto key_ok = [&](int col) {
+          if (gathered) return kb + col < G;
+          if (kb + col >= key_end) return false;
+          const int v = *reinterpret_cast<const int*>(m + col * mask_size);
+          return global_cta ? v != kPadding : v == kLocal;
+        };
+        // Key validity of the block as two 32-bit words (keys 0..31, 32..63), one vote each.
+        const uint32_t valid_lo = __ballot_sync(0xffffffffu, key_ok(lane));
+        const uint32_t valid_hi = __ballot_sync(0xffffffffu, key_ok(lane + 32));
+        const bool window_edge =
+            !gathered && !global_cta && !(kb >= q0 + kBlock - 1 - w && kb + kBlock - 1 <= q0 + w);
+        if ((valid_lo & valid_hi) != 0xffffffffu || window_edge) {
+          // This thread's columns are 8 nt + 2 t4 + {0, 1}: shift its pair to bits 8 nt + {0, 1}.
+          const uint32_t mine_lo = valid_lo >> (2 * t4), mine_hi = valid_hi >> (2 * t4);
+#pragma unroll
+          for (int rr = 0; rr < 2; ++rr) {
+            // Keys of this row inside the window, as columns [lo, hi] of the block.
+            const int row = q0 + warp * 16 + g + rr * 8;
+            const int lo = window_edge ? row - w - kb : 0, hi = window_edge ? row + w - kb : kBlock - 1;
+#pragma unroll
+            for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+              for (int e = 0; e < 2; ++e) {
+                const int col = nt * 8 + 2 * t4 + e;
+                const uint32_t bit = ((nt < 4 ? mine_lo : mine_hi) >> ((nt % 4) * 8 + e)) & 1u;
+                const bool ok = bit && static_cast<unsigned>(col - lo) <= static_cast<unsigned>(hi - lo);
+                if (!ok) acc_s[4 * nt + 2 * rr + e] = -INFINITY;
+              }
+          }
+        }
 #pragma unroll
         for (int rr = 0; rr < 2; ++rr) {
-          // Keys of this row inside the window, as columns [lo, hi] of the block.
-          const int row = q0 + warp * 16 + g + rr * 8;
-          const int lo = window_edge ? row - w - kb : 0, hi = window_edge ? row + w - kb : kBlock - 1;
+          float mx = tree_reduce<Reduce::kMax>(acc_s, rr);
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+          const float m_new = fmaxf(row_max[rr], mx * exp_scale);  // running max, scaled (log2) domain
+          const float m_use = m_new == -INFINITY ? 0.f : m_new;   // a row with no valid key yet stays 0
+          corr[rr] = ptx::exp2_approx(row_max[rr] - m_use);
+          row_max[rr] = m_new;
 #pragma unroll
           for (int nt = 0; nt < 8; ++nt)
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
-              const int col = nt * 8 + 2 * t4 + e;
-              const uint32_t bit = ((nt < 4 ? mine_lo : mine_hi) >> ((nt % 4) * 8 + e)) & 1u;
-              const bool ok = bit && static_cast<unsigned>(col - lo) <= static_cast<unsigned>(hi - lo);
-              if (!ok) acc_s[4 * nt + 2 * rr + e] = -INFINITY;
+              float& x = acc_s[4 * nt + 2 * rr + e];
+              x = ptx::exp2_approx(fmaf(x, exp_scale, -m_use));
             }
+          // quad-partial; reduced once at the end
+          row_sum[rr] = fmaf(row_sum[rr], corr[rr], tree_reduce<Reduce::kSum>(acc_s, rr));
         }
+      };
+      auto pack_p = [&]() {
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+          pa[kk][0] = Mma::pack(acc_s[8 * kk + 0], acc_s[8 * kk + 1]);
+          pa[kk][1] = Mma::pack(acc_s[8 * kk + 2], acc_s[8 * kk + 3]);
+          pa[kk][2] = Mma::pack(acc_s[8 * kk + 4], acc_s[8 * kk + 5]);
+          pa[kk][3] = Mma::pack(acc_s[8 * kk + 6], acc_s[8 * kk + 7]);
+        }
+      };
+      auto release = [&](int n) {  // this warp is done with block n's slot
+        __syncwarp();
+        if (lane == 0) tma::mbar_arrive(empty((p0 + n) % kStages));
+      };
+
+      for (int n = 0; n < kStages - 1; ++n) issue(n);
+      if (global_cta) {
+        // The tile's global query rows, gathered by index from the global projection (zeros
+        // past G); every warp is done with the previous tile's Q (its last product was waited).
+        gather_rows<T>(fp.gq, sQ, q0, G, head_off, mrow, fp);
+        ptx::cp_async_commit();
+        ptx::cp_async_wait<0>();
+        wgmma::fence_proxy_async();
+        __syncthreads();
       }
+      __syncwarp();
+
+      // Block 0: Q·Kᵀ alone.
+      wait_full(0);
+      wgmma::fence();
+      issue_qk(0);
+      wgmma::commit();
+      wgmma::wait<0>();
+      wgmma::fence_operands(acc_s);
+      softmax(0);
+      pack_p();
+      issue(kStages - 1);
+      __syncwarp();
+
+      int n = 1;
+      for (;; ++n) {
+        if (n >= n_range) {
+          need_globals();
+          if (n >= n_blocks) break;
+        }
+        wait_full(n);
+        wgmma::fence();
+        issue_qk(n);
+        wgmma::commit();
+        issue_pv(n - 1);  // the first P·V overwrites O (never zeroed: see the fused kernel's note)
+        wgmma::commit();
+        wgmma::wait<1>();  // Q·Kᵀ n done; P·V n - 1 may still run
+        wgmma::fence_operands(acc_s);
+        softmax(n);
+        // Rescale O, unless no row max of this warp moved (corr = 1 exactly: most blocks after
+        // the first few). The vote and branch also end the softmax's basic block, which keeps
+        // the softmax overlapped with P·V n - 1: ptxas schedules a block's wgmma wait first when
+        // nothing in the block depends on it, and in one block with the softmax it had put the
+        // wait before all of it (seen in the SASS of 63fdc69).
+        if (__any_sync(0xffffffffu, corr[0] != 1.f || corr[1] != 1.f)) {
+          wgmma::wait<0>();
+          wgmma::fence_operands(acc_o);
+#pragma unroll
+          for (int d = 0; d < 8; ++d) {
+            acc_o[4 * d + 0] *= corr[0];
+            acc_o[4 * d + 1] *= corr[0];
+            acc_o[4 * d + 2] *= corr[1];
+            acc_o[4 * d + 3] *= corr[1];
+          }
+        }
+        wgmma::wait<0>();  // a no-op after the rescale's
+        wgmma::fence_operands(acc_o);
+        release(n - 1);
+        issue(n - 1 + kStages);
+        __syncwarp();
+        pack_p();
+      }
+      wgmma::fence();
+      issue_pv(n - 1);
+      wgmma::commit();
+      wgmma::wait<0>();
+      wgmma::fence_operands(acc_o);
+      release(n - 1);  // (the slot's next user, if any, is this CTA's next tile)
+      p0 += n;
+
+      // Epilogue: normalize and store.
+      if (global_cta) {
+        store_global_rows<kType>(fp, acc_o, row_max, row_sum, b, h, q0, G, split, head_off, mrow);
+        if (split >= 0) {
+          combine_splits<kType, 64>(fp, smem_raw, b, h);  // the last split of (b, h) merges
+          return;
+        }
+        if ((tile + tile_step) * kBlock >= G) return;
+        __syncthreads();  // every warp is done with this tile's Q before the next is gathered
+        continue;
+      }
+      // Band rows: a batch row with an invalid mask value is written as NaN on all its rows;
+      // global rows are left to the global-row CTAs; padding rows are 0.
+      const bool bad_row = fp.bad[b] != 0;  // need_globals() has waited for the compaction
 #pragma unroll
       for (int rr = 0; rr < 2; ++rr) {
-        float mx = tree_reduce<Max>(acc_s, rr);
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(row_max[rr], mx * exp_scale);  // running max, scaled (log2) domain
-        const float m_use = m_new == -INFINITY ? 0.f : m_new;   // a row with no valid key yet stays 0
-        corr[rr] = ptx::exp2_approx(row_max[rr] - m_use);
-        row_max[rr] = m_new;
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            float& x = acc_s[4 * nt + 2 * rr + e];
-            x = ptx::exp2_approx(fmaf(x, exp_scale, -m_use));
-          }
-        // quad-partial; reduced once at the end
-        row_sum[rr] = fmaf(row_sum[rr], corr[rr], tree_reduce<Sum>(acc_s, rr));
-      }
-    };
-    auto pack_p = [&]() {
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        pa[kk][0] = Mma::pack(acc_s[8 * kk + 0], acc_s[8 * kk + 1]);
-        pa[kk][1] = Mma::pack(acc_s[8 * kk + 2], acc_s[8 * kk + 3]);
-        pa[kk][2] = Mma::pack(acc_s[8 * kk + 4], acc_s[8 * kk + 5]);
-        pa[kk][3] = Mma::pack(acc_s[8 * kk + 6], acc_s[8 * kk + 7]);
-      }
-    };
-    auto release = [&](int n) {  // this warp is done with block n's slot
-      __syncwarp();
-      if (lane == 0) tma::mbar_arrive(empty(n % kStages));
-    };
-
-    for (int n = 0; n < kStages - 1; ++n) issue(n);
-    __syncwarp();
-
-    // Block 0: Q·Kᵀ alone.
-    wait_full(0);
-    wgmma::fence();
-    issue_qk(0);
-    wgmma::commit();
-    wgmma::wait<0>();
-    wgmma::fence_operands(acc_s);
-    softmax(0);
-    pack_p();
-    issue(kStages - 1);
-    __syncwarp();
-
-    int n = 1;
-    for (;; ++n) {
-      if (n >= n_range) {
-        need_globals();
-        if (n >= n_blocks) break;
-      }
-      wait_full(n);
-      wgmma::fence();
-      issue_qk(n);
-      wgmma::commit();
-      issue_pv(n - 1);  // the first P·V overwrites O (never zeroed: see the fused kernel's note)
-      wgmma::commit();
-      wgmma::wait<1>();  // Q·Kᵀ n done; P·V n - 1 may still run
-      wgmma::fence_operands(acc_s);
-      softmax(n);
-      // Rescale O, unless no row max of this warp moved (corr = 1 exactly: most blocks after the
-      // first few). The vote and branch also end the softmax's basic block, which keeps the
-      // softmax overlapped with P·V n - 1: ptxas schedules a block's wgmma wait first when nothing
-      // in the block depends on it, and in one block with the softmax it had put the wait before
-      // all of it (seen in the SASS of 63fdc69).
-      if (__any_sync(0xffffffffu, corr[0] != 1.f || corr[1] != 1.f)) {
-        wgmma::wait<0>();
-        wgmma::fence_operands(acc_o);
+        float l = row_sum[rr];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        const int row = q0 + warp * 16 + g + rr * 8;
+        if (row >= S) continue;
+        float scale_out = l > 0.f ? 1.f / l : 0.f;
+        const int mv = dev::mask_in(fp, mrow + row);
+        if (bad_row) {
+          scale_out = __int_as_float(0x7fc00000);
+        } else {
+          if (mv == kGlobal) continue;
+          if (mv == kPadding) scale_out = 0.f;
+        }
+        T* o = static_cast<T*>(fp.out) + head_off + static_cast<int64_t>(row) * fp.ld;
 #pragma unroll
         for (int d = 0; d < 8; ++d) {
-          acc_o[4 * d + 0] *= corr[0];
-          acc_o[4 * d + 1] *= corr[0];
-          acc_o[4 * d + 2] *= corr[1];
-          acc_o[4 * d + 3] *= corr[1];
+          const int col = d * 8 + 2 * t4;
+          if (col < D)
+            *reinterpret_cast<uint32_t*>(o + col) =
+                Mma::pack(acc_o[4 * d + 2 * rr] * scale_out, acc_o[4 * d + 2 * rr + 1] * scale_out);
         }
       }
-      wgmma::wait<0>();  // a no-op after the rescale's
-      wgmma::fence_operands(acc_o);
-      release(n - 1);
-      issue(n - 1 + kStages);
-      __syncwarp();
-      pack_p();
-    }
-    wgmma::fence();
-    issue_pv(n - 1);
-    wgmma::commit();
-    wgmma::wait<0>();
-    wgmma::fence_operands(acc_o);
-
-    // Epilogue: normalize and store. A batch row with an invalid mask value is written as NaN on
-    // all its rows; global rows are left to the global-row CTAs; padding rows are 0.
-    const bool bad_row = fp.bad[b] != 0;  // need_globals() has waited for the compaction
-#pragma unroll
-    for (int rr = 0; rr < 2; ++rr) {
-      float l = row_sum[rr];
-      l += __shfl_xor_sync(0xffffffffu, l, 1);
-      l += __shfl_xor_sync(0xffffffffu, l, 2);
-      const int row = q0 + warp * 16 + g + rr * 8;
-      if (row >= S) continue;
-      float scale_out = l > 0.f ? 1.f / l : 0.f;
-      const int mv = dev::mask_in(fp, mrow + row);
-      if (bad_row) {
-        scale_out = __int_as_float(0x7fc00000);
-      } else {
-        if (mv == kGlobal) continue;
-        if (mv == kPadding) scale_out = 0.f;
-      }
-      T* o = static_cast<T*>(fp.out) + head_off + static_cast<int64_t>(row) * fp.ld;
-#pragma unroll
-      for (int d = 0; d < 8; ++d) {
-        const int col = d * 8 + 2 * t4;
-        if (col < D)
-          *reinterpret_cast<uint32_t*>(o + col) =
-              Mma::pack(acc_o[4 * d + 2 * rr] * scale_out, acc_o[4 * d + 2 * rr + 1] * scale_out);
-      }
+      return;
     }
   }
 }
@@ -377,24 +499,29 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
 
 template <DType kType>
 cudaError_t launch_band_sm90(const FlashParams& fp, int sms, bool pdl, cudaStream_t stream) {
-  if (fp.band_ctas == 0) return cudaSuccess;
+  const long long ctas = static_cast<long long>(fp.global_ctas) + fp.band_ctas;
+  if (ctas == 0) return cudaSuccess;
+  if (ctas > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
   BandMaps maps;
   const uint64_t dims[4] = {uint64_t(fp.D), uint64_t(fp.H), uint64_t(fp.S), uint64_t(fp.B)};
   const uint64_t strides[4] = {0, uint64_t(fp.D) * 2, uint64_t(fp.ld) * 2, uint64_t(fp.S) * uint64_t(fp.ld) * 2};
   const uint32_t box[4] = {64, 1, kBlock, 1};
   const uint64_t mask_dims[1] = {uint64_t(fp.B) * uint64_t(fp.S)};
   const uint32_t mask_box[1] = {kBlock + (fp.mask64 ? 2u : 4u)};  // see kMaskSlotBytes
-  if (!encode_tensor_map(&maps.q, MapElem::k16bit, fp.q, 4, dims, strides, box, 128) ||
-      !encode_tensor_map(&maps.k, MapElem::k16bit, fp.k, 4, dims, strides, box, 128) ||
-      !encode_tensor_map(&maps.v, MapElem::k16bit, fp.v, 4, dims, strides, box, 128) ||
+  auto map16 = [&](CUtensorMap* map, const void* ptr) {
+    return encode_tensor_map(map, MapElem::k16bit, ptr, 4, dims, strides, box, 128);
+  };
+  const bool globals = fp.global_ctas > 0;
+  if (!map16(&maps.q, fp.q) || !map16(&maps.k, fp.k) || !map16(&maps.v, fp.v) ||
+      !map16(&maps.gk, globals ? fp.gk : fp.k) || !map16(&maps.gv, globals ? fp.gv : fp.v) ||
       !encode_tensor_map(&maps.mask, fp.mask64 ? MapElem::kInt64 : MapElem::kInt32, fp.mask_in, 1, mask_dims,
                          nullptr, mask_box, 0))
-    return cudaErrorNotSupported;  // the caller falls back to the fused kernel's band
+    return cudaErrorNotSupported;  // the caller falls back to the fused kernel
   // Ring depth by grid size (H200, 2026-12-03, B = 1, H = 12, w = 256, band alone): 2 slots with
   // 4 CTAs per SM took S = 16384 (3072 CTAs) from 0.137 to 0.120 ms; at S = 4096 (768 CTAs) 3
   // slots were faster (0.039 vs 0.041 ms), where 4 per SM leave a half-empty second wave. So 2
-  // slots from 16 CTAs per SM of work on.
-  const dim3 grid(static_cast<unsigned>(fp.band_ctas)), block(kThreads);
+  // slots from 16 CTAs per SM of band work on.
+  const dim3 grid(static_cast<unsigned>(ctas)), block(kThreads);
   if (static_cast<long long>(fp.band_ctas) >= 16LL * sms)
     return ptx::launch_kernel<band_kernel_sm90<kType, 2>>(grid, block, kSmemBytes<2>, pdl, stream, fp, maps);
   return ptx::launch_kernel<band_kernel_sm90<kType, 3>>(grid, block, kSmemBytes<3>, pdl, stream, fp, maps);

@@ -63,24 +63,25 @@ struct FlashParams {
 template <DType kType, int kHeadDim>
 cudaError_t launch_flash(const FlashParams& fp, bool pdl, cudaStream_t stream);
 
-// Hopper band kernel (attention_cuda_band_sm90.cu; sm_90a build, compute capability 9.0, head
-// dims 40..64, fp16 / bf16): the band CTAs in a kernel of their own, TMA-fed and pipelined.
-// Returns cudaErrorNotSupported, having launched nothing, when the driver rejects its tensor maps
-// (e.g. an unaligned mask); the caller then runs the fused kernel's band CTAs instead. sms: the
+// Hopper kernel (attention_cuda_band_sm90.cu; sm_90a build, compute capability 9.0, head dims
+// 40..64, fp16 / bf16): band and global-row CTAs (fp.band_ctas, fp.global_ctas: either or both)
+// on warpgroup MMAs, TMA-fed and pipelined, with a register and shared-memory footprint of the
+// band's. Returns cudaErrorNotSupported, having launched nothing, when the driver rejects its
+// tensor maps (e.g. an unaligned mask); the caller then runs the fused kernel instead. sms: the
 // device's multiprocessor count (the ring depth is picked by grid size).
 template <DType kType>
 cudaError_t launch_band_sm90(const FlashParams& fp, int sms, bool pdl, cudaStream_t stream);
 
 // How the coarse (band) and fine (global-row) CTAs are launched.
-//   kOneGrid:   one flash_kernel launch holds both kinds (global-row CTAs first in the grid).
-//   kTwoStream: band CTAs on the caller's stream; global-row CTAs (and their merge) on a side
-//               stream forked from it after the compaction and joined back with events. The
-//               Hopper band kernel runs only here (and when the band runs alone), so it is the
-//               default wherever that kernel runs; one grid keeps the fused kernel.
+//   kOneGrid:   one launch holds both kinds (global-row CTAs first in the grid): the Hopper
+//               kernel where it runs (the default there), else the fused flash_kernel.
+//   kTwoStream: band CTAs on the caller's stream (the Hopper kernel where it runs); global-row
+//               CTAs (and their merge) in the fused kernel on a side stream forked from it after
+//               the compaction and joined back with events.
 enum class Schedule : int { kDefault = 0, kOneGrid = 1, kTwoStream = 2 };
-// The launcher's choice, by size (H200, 2026-11-29, docs/attention_cuda.md): two streams up to
-// 4096 tokens per call (B·S), 3% faster than one grid at B 1, S 4096; one grid above (1-2.5%
-// faster at B 1, S 16384; equal within noise at B 8).
+// The launcher's choice where the Hopper kernel does not run, by size (H200, 2026-11-29,
+// docs/attention_cuda.md): two streams up to 4096 tokens per call (B·S), 3% faster than one grid
+// at B 1, S 4096; one grid above (1-2.5% faster at B 1, S 16384; equal within noise at B 8).
 constexpr int64_t kTwoStreamMaxTokens = 4096;
 inline Schedule default_schedule(int64_t batch, int64_t seq_len) {
   return batch * seq_len <= kTwoStreamMaxTokens ? Schedule::kTwoStream : Schedule::kOneGrid;
@@ -97,7 +98,7 @@ struct RunOptions {
   bool band_kernel = true;
   // Two-stream schedule: the band launched as a programmatic dependent of the compaction (starts
   // before it ends). false: an ordinary launch, so the side stream's higher-priority global-row
-  // CTAs, enqueued first, are dispatched first (an A/B option; not yet measured).
+  // CTAs, enqueued first, are dispatched first (an A/B option: 7-17% slower, run 11).
   bool band_pdl = true;
 };
 
