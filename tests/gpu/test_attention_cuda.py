@@ -216,7 +216,9 @@ def test_cuda_graph_capture(sched):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
 def test_two_stream_equals_one_grid(dtype):
-    # Same CTAs, other launch: bit-identical output, the int64 mask and an invalid row included.
+    # The fused kernel's CTAs in one grid or on two streams: same CTAs, other launch, so
+    # bit-identical output, the int64 mask and an invalid row included. (On Hopper the default one
+    # grid is the Hopper kernel: checked against the reference below.)
     gen = torch.Generator().manual_seed(SEED + 17)
     B, S, H, D, w = 3, 1300, 3, 64, 64
     mask = torch.stack([make_mask(S, 9, "scattered", 1250, gen), make_mask(S, 70, "first", S, gen),
@@ -224,14 +226,14 @@ def test_two_stream_equals_one_grid(dtype):
     mask[2, 500] = 9
     mask = mask.long().cuda()
     x = make_inputs(B, S, H, D, dtype, True, gen)
-    rc1, one = run_op(*x, mask, H, w, parts=PARTS_ALL | SCHED_ONE_GRID)
+    rc1, one = run_op(*x, mask, H, w, parts=PARTS_ALL | SCHED_ONE_GRID | BAND_FUSED)
     rc2, two = run_op(*x, mask, H, w, parts=PARTS_ALL | SCHED_TWO_STREAM | BAND_FUSED)
     torch.cuda.synchronize()
     assert rc1 == 0 and rc2 == 0
     assert torch.equal(one[:2], two[:2]) and torch.isnan(two[2]).all()
     ref = torch_reference(*x, mask.clamp(max=2), H, w)
     check("two streams", dtype, two, ref, bad_rows=(2,))
-    # The default (on Hopper: the band kernel on the caller's stream) on the same inputs.
+    # The default (on Hopper: the Hopper kernel, band and global rows in one grid), same inputs.
     rc3, dflt = run_op(*x, mask, H, w)
     torch.cuda.synchronize()
     assert rc3 == 0
