@@ -38,7 +38,7 @@ namespace ortops::cuda::multigrain {
 
 namespace {
 
-constexpr int kBlock = 64;           // query rows per CTA, keys per block
+constexpr int kBlock = 64;           // query rows per tile, keys per block
 constexpr int kThreads = 128;        // one warpgroup
 // K / V / mask ring depth, a template parameter: 3 slots (60 KB, 3 CTAs per SM) or 2 (43 KB, 4
 // CTAs per SM at <= 128 registers). launch_band_sm90 picks by grid size (measured there).
@@ -55,7 +55,7 @@ static_assert((kBlock + 2) * 8 <= kMaskSlotBytes && (kBlock + 4) * 4 <= kMaskSlo
 template <int kStages>
 constexpr int kSmemBytes = 1024 + kTileBytes * (1 + 2 * kStages) + kMaskSlotBytes * kStages + 2 * kStages * 8;
 
-// The four tensor maps of one call (kernel parameter, __grid_constant__).
+// The tensor maps of one call (kernel parameter, __grid_constant__).
 struct BandMaps {
   CUtensorMap q, k, v;  // [B][S][H][D] 16-bit, box {64, 1, 64, 1}, 128-byte swizzle
   CUtensorMap gk, gv;   // the global projections' keys / values, the same layout
