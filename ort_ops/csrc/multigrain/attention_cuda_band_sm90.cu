@@ -305,12 +305,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
       // the exponent (one FFMA per score): the max is taken on raw scores, which a positive
       // scale orders the same way; a scale <= 0 (allowed by the contract) is applied first.
       const float exp_scale = scale_log2 > 0.f ? scale_log2 : 1.f;
-      // A warp of a global-row tile whose 16 rows are all past G has nothing to compute: its
-      // probabilities stay the scores of zero query rows (0), O's rows are never stored, and
-      // corr stays 1 (no rescale). At G <= 16 that is 3 of the 4 warps.
-      const bool idle_warp = global_cta && q0 + warp * 16 >= G;
       auto softmax = [&](int n) {
-        if (idle_warp) return;
         if (scale_log2 <= 0.f)
 #pragma unroll
           for (int i = 0; i < 32; ++i) acc_s[i] *= scale_log2;
