@@ -23,8 +23,9 @@ SCHED_DEFAULT, SCHED_ONE_GRID, SCHED_TWO_STREAM = 0, 4, 8
 # OR'ed into `parts`: band tiles on mma.sync even where the sm_90a warpgroup-MMA (wgmma) band path
 # is built (head dim 64, the launcher's default there); for A/B runs and to keep mma.sync tested.
 BAND_MMA_SYNC = 16
-# OR'ed into `parts`: the band CTAs in the fused kernel rather than the Hopper band kernel (sm_90a
-# build, head dims 40..64, the launcher's default there); for A/B runs and to keep it tested.
+# OR'ed into `parts`: every CTA in the fused kernel rather than the Hopper kernel (sm_90a build,
+# head dims 40..64, the launcher's default there: the band, and in one grid the global rows too);
+# for A/B runs and to keep the fused kernel tested.
 BAND_FUSED = 32
 # OR'ed into `parts`: with two streams, the band launched as an ordinary launch rather than a
 # programmatic dependent of the compaction (the side stream's global rows are dispatched first).

@@ -30,7 +30,7 @@ size_t ortops_test_attention_workspace(int B, int S, int H, int D, int w, int dt
 // stream sync (test convenience only). parts, low 2 bits: 1 band, 2 global rows, 3 both (the op),
 // 0 the compaction alone; bits 2-3: schedule (0 the launcher's default, 1 one grid, 2 two streams);
 // bit 4: band tiles on mma.sync even where the sm_90a warpgroup-MMA path is built (head dim 64);
-// bit 5: the band in the fused kernel rather than the Hopper band kernel; bit 6: two streams with
+// bit 5: the fused kernel rather than the Hopper kernel (band and global rows); bit 6: two streams with
 // the band launched as an ordinary (not programmatic dependent) launch.
 // Returns the cudaError_t as int (0 = success).
 // The schedule the launcher uses by default at this size (ortops::cuda::multigrain::Schedule:

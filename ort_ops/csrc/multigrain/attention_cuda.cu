@@ -275,7 +275,7 @@ cudaError_t dispatch(DType dtype, const FlashParams& fp, bool pdl, cudaStream_t 
                                   : dispatch_head_dim<DType::kBFloat16>(fp, pdl, stream);
 }
 
-// Whether the Hopper band kernel runs (band_sm90_runs and the options), and the device's
+// Whether the Hopper kernel runs (band_sm90_runs and the options), and the device's
 // multiprocessor count it picks its ring depth by.
 struct BandKernel {
   bool sm90 = false;

@@ -93,8 +93,9 @@ struct RunOptions {
   // Band tiles on warpgroup MMAs where built (sm_90a, head dim 64; 11-13% faster on the H200,
   // docs/attention_cuda.md); false keeps them on mma.sync (A/B runs, tests of that path).
   bool band_wgmma = true;
-  // The band in the Hopper band kernel where it runs (with band_wgmma); false keeps the band CTAs
-  // in the fused kernel (A/B runs, and to keep that path tested on Hopper).
+  // The Hopper kernel where it runs (with band_wgmma): the band, and in one grid the global rows
+  // too; false keeps every CTA in the fused kernel (A/B runs, and to keep that path tested on
+  // Hopper).
   bool band_kernel = true;
   // Two-stream schedule: the band launched as a programmatic dependent of the compaction (starts
   // before it ends). false: an ordinary launch, so the side stream's higher-priority global-row
