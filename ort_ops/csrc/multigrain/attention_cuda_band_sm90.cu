@@ -143,352 +143,352 @@ __device__ __forceinline__ void store_global_rows(const FlashParams& fp, const f
 // alone had measured 6-7% slower: run 15 against run 13).
 template <DType kType, int kStages, bool kGlobalRows>
 __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps& maps, unsigned char* smem_raw) {
-    using T = typename Elem<kType>::T;
-    using Mma = MmaOf<kType>;
-    const uint32_t raw = ptx::smem_u32(smem_raw);
-    unsigned char* base = smem_raw + (((raw + 1023u) & ~1023u) - raw);
-    const uint32_t sQ = ptx::smem_u32(base);
-    const uint32_t sK = sQ + kTileBytes;                   // slot s at + s * kTileBytes
-    const uint32_t sV = sK + kStages * kTileBytes;
-    const unsigned char* sMask = base + (1 + 2 * kStages) * kTileBytes;  // slot s at + s * kMaskSlotBytes
-    const uint32_t full0 = sQ + (1 + 2 * kStages) * kTileBytes + kStages * kMaskSlotBytes;
-    const uint32_t empty0 = full0 + kStages * 8;
-    auto full = [&](int s) { return full0 + 8u * s; };
-    auto empty = [&](int s) { return empty0 + 8u * s; };
+  using T = typename Elem<kType>::T;
+  using Mma = MmaOf<kType>;
+  const uint32_t raw = ptx::smem_u32(smem_raw);
+  unsigned char* base = smem_raw + (((raw + 1023u) & ~1023u) - raw);
+  const uint32_t sQ = ptx::smem_u32(base);
+  const uint32_t sK = sQ + kTileBytes;                   // slot s at + s * kTileBytes
+  const uint32_t sV = sK + kStages * kTileBytes;
+  const unsigned char* sMask = base + (1 + 2 * kStages) * kTileBytes;  // slot s at + s * kMaskSlotBytes
+  const uint32_t full0 = sQ + (1 + 2 * kStages) * kTileBytes + kStages * kMaskSlotBytes;
+  const uint32_t empty0 = full0 + kStages * 8;
+  auto full = [&](int s) { return full0 + 8u * s; };
+  auto empty = [&](int s) { return empty0 + 8u * s; };
 
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int g = lane / 4, t4 = lane % 4;  // fragment row group and column pair
-    const int S = fp.S, D = fp.D, w = fp.w;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, t4 = lane % 4;  // fragment row group and column pair
+  const int S = fp.S, D = fp.D, w = fp.w;
 
-    // Which work this CTA has: global-row CTAs come first in the grid (dispatched first); per
-    // (b, h), fp.splits CTAs take global tile 0 (the first 64 global rows) against one key
-    // split each (their partials merged by the last to finish), then kExtraCtas CTAs take
-    // tiles 1, 1 + kExtraCtas, ... (G > 64) against all keys; then the band CTAs, one 64-row
-    // tile each.
-    int b, h, tile, tile_step = 0, split = -1, G = -1;
-    if constexpr (kGlobalRows) {
-      const int per_bh = fp.splits + kExtraCtas, bh = blockIdx.x / per_bh, x = blockIdx.x % per_bh;
-      b = bh / fp.H, h = bh % fp.H;
-      if (x < fp.splits) {
-        split = x, tile = 0;
-      } else {
-        tile = 1 + (x - fp.splits), tile_step = kExtraCtas;
-      }
-      ptx::griddep_wait();  // the compaction: G, gidx
-      G = fp.gcount[b];
-      if (fp.bad[b] || tile * kBlock >= G) return;  // (a bad row's NaNs are written by its band CTAs)
+  // Which work this CTA has: global-row CTAs come first in the grid (dispatched first); per
+  // (b, h), fp.splits CTAs take global tile 0 (the first 64 global rows) against one key
+  // split each (their partials merged by the last to finish), then kExtraCtas CTAs take
+  // tiles 1, 1 + kExtraCtas, ... (G > 64) against all keys; then the band CTAs, one 64-row
+  // tile each.
+  int b, h, tile, tile_step = 0, split = -1, G = -1;
+  if constexpr (kGlobalRows) {
+    const int per_bh = fp.splits + kExtraCtas, bh = blockIdx.x / per_bh, x = blockIdx.x % per_bh;
+    b = bh / fp.H, h = bh % fp.H;
+    if (x < fp.splits) {
+      split = x, tile = 0;
     } else {
-      const int cta = blockIdx.x - fp.global_ctas, bh = cta / fp.q_tiles;
-      b = bh / fp.H, h = bh % fp.H, tile = cta % fp.q_tiles;
+      tile = 1 + (x - fp.splits), tile_step = kExtraCtas;
     }
-    const int64_t mrow = static_cast<int64_t>(b) * S;
-    const int64_t head_off = mrow * fp.ld + static_cast<int64_t>(h) * D;
-    const int mask_size = fp.mask64 ? 8 : 4, mask_align = 16 / mask_size;  // entry bytes, entries per 16 B
-    const uint32_t mask_bytes = (kBlock + mask_align) * mask_size;  // one box
-    const CUtensorMap* map_k = kGlobalRows ? &maps.gk : &maps.k;
-    const CUtensorMap* map_v = kGlobalRows ? &maps.gv : &maps.v;
+    ptx::griddep_wait();  // the compaction: G, gidx
+    G = fp.gcount[b];
+    if (fp.bad[b] || tile * kBlock >= G) return;  // (a bad row's NaNs are written by its band CTAs)
+  } else {
+    const int cta = blockIdx.x - fp.global_ctas, bh = cta / fp.q_tiles;
+    b = bh / fp.H, h = bh % fp.H, tile = cta % fp.q_tiles;
+  }
+  const int64_t mrow = static_cast<int64_t>(b) * S;
+  const int64_t head_off = mrow * fp.ld + static_cast<int64_t>(h) * D;
+  const int mask_size = fp.mask64 ? 8 : 4, mask_align = 16 / mask_size;  // entry bytes, entries per 16 B
+  const uint32_t mask_bytes = (kBlock + mask_align) * mask_size;  // one box
+  const CUtensorMap* map_k = kGlobalRows ? &maps.gk : &maps.k;
+  const CUtensorMap* map_v = kGlobalRows ? &maps.gv : &maps.v;
 
-    if (tid == 0) {
-      for (int s = 0; s < kStages; ++s) {
-        tma::mbar_init(full(s), 1);
-        tma::mbar_init(empty(s), kThreads / 32);
-      }
-      tma::fence_mbar_init();
-      if (!kGlobalRows) tma::prefetch_map(&maps.q);
-      tma::prefetch_map(map_k);
-      tma::prefetch_map(map_v);
-      tma::prefetch_map(&maps.mask);
+  if (tid == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      tma::mbar_init(full(s), 1);
+      tma::mbar_init(empty(s), kThreads / 32);
     }
-    __syncthreads();
+    tma::fence_mbar_init();
+    if (!kGlobalRows) tma::prefetch_map(&maps.q);
+    tma::prefetch_map(map_k);
+    tma::prefetch_map(map_v);
+    tma::prefetch_map(&maps.mask);
+  }
+  __syncthreads();
 
-    // Ring positions run on across this CTA's tiles (p0 = blocks of the tiles before), so the
-    // slots and barrier phases simply continue.
-    int p0 = 0;
-    for (;;) {  // band CTAs: one tile; global-row CTAs: tile, tile + tile_step, ... while < G
-      const int q0 = tile * kBlock;  // band: first query row; global: first global slot
-      int key_begin, key_end;
-      if (!kGlobalRows) {
-        key_begin = max(0, q0 - w);
-        key_end = static_cast<int>(min(static_cast<long long>(S), static_cast<long long>(q0) + kBlock + w));
-      } else if (split >= 0) {
-        key_begin = split * fp.chunk;
-        key_end = min(S, key_begin + fp.chunk);
-      } else {
-        key_begin = 0, key_end = S;
+  // Ring positions run on across this CTA's tiles (p0 = blocks of the tiles before), so the
+  // slots and barrier phases simply continue.
+  int p0 = 0;
+  for (;;) {  // band CTAs: one tile; global-row CTAs: tile, tile + tile_step, ... while < G
+    const int q0 = tile * kBlock;  // band: first query row; global: first global slot
+    int key_begin, key_end;
+    if (!kGlobalRows) {
+      key_begin = max(0, q0 - w);
+      key_end = static_cast<int>(min(static_cast<long long>(S), static_cast<long long>(q0) + kBlock + w));
+    } else if (split >= 0) {
+      key_begin = split * fp.chunk;
+      key_end = min(S, key_begin + fp.chunk);
+    } else {
+      key_begin = 0, key_end = S;
+    }
+    const int n_range = (key_end - key_begin + kBlock - 1) / kBlock;  // >= 1
+    int n_blocks = kGlobalRows ? n_range : -1;
+
+    // Band CTAs need the compaction (programmatic dependent launch) only for their gathered
+    // global keys: waited for when the first gathered block is issued, or when the loop needs
+    // the block count.
+    bool bad_row = false;  // band CTAs: the batch row holds an invalid mask value
+    auto need_globals = [&]() {
+      if (n_blocks >= 0) return;
+      ptx::griddep_wait();
+      G = fp.gcount[b];
+      bad_row = fp.bad[b] != 0;
+      n_blocks = n_range + (G + kBlock - 1) / kBlock;
+    };
+
+    // A gathered block's cp.asyncs in flight (its slot), published on its "full" barrier by
+    // finish_gather() before anyone waits on a barrier (so nobody waits for its own arrival).
+    int gather_slot = -1;
+    auto finish_gather = [&]() {
+      if (gather_slot < 0) return;
+      ptx::cp_async_wait<0>();
+      wgmma::fence_proxy_async();  // generic-proxy writes, read next by wgmma
+      __syncthreads();
+      if (tid == 0) tma::mbar_arrive(full(gather_slot));
+      gather_slot = -1;
+    };
+
+    // Loads of block n into slot (p0 + n) % kStages, once the slot's previous block is
+    // released. Collective: every thread calls it at the same point (thread 0 issues the TMA).
+    auto issue = [&](int n) {
+      if (n >= n_range) {
+        need_globals();
+        if (n >= n_blocks) return;
       }
-      const int n_range = (key_end - key_begin + kBlock - 1) / kBlock;  // >= 1
-      int n_blocks = kGlobalRows ? n_range : -1;
-
-      // Band CTAs need the compaction (programmatic dependent launch) only for their gathered
-      // global keys: waited for when the first gathered block is issued, or when the loop needs
-      // the block count.
-      bool bad_row = false;  // band CTAs: the batch row holds an invalid mask value
-      auto need_globals = [&]() {
-        if (n_blocks >= 0) return;
-        ptx::griddep_wait();
-        G = fp.gcount[b];
-        bad_row = fp.bad[b] != 0;
-        n_blocks = n_range + (G + kBlock - 1) / kBlock;
-      };
-
-      // A gathered block's cp.asyncs in flight (its slot), published on its "full" barrier by
-      // finish_gather() before anyone waits on a barrier (so nobody waits for its own arrival).
-      int gather_slot = -1;
-      auto finish_gather = [&]() {
-        if (gather_slot < 0) return;
-        ptx::cp_async_wait<0>();
-        wgmma::fence_proxy_async();  // generic-proxy writes, read next by wgmma
-        __syncthreads();
-        if (tid == 0) tma::mbar_arrive(full(gather_slot));
-        gather_slot = -1;
-      };
-
-      // Loads of block n into slot (p0 + n) % kStages, once the slot's previous block is
-      // released. Collective: every thread calls it at the same point (thread 0 issues the TMA).
-      auto issue = [&](int n) {
-        if (n >= n_range) {
-          need_globals();
-          if (n >= n_blocks) return;
-        }
-        const int p = p0 + n, s = p % kStages;
-        if (n < n_range) {
-          if (tid != 0) return;
-          if (p >= kStages) tma::mbar_wait(empty(s), ((p / kStages) - 1) & 1);
-          const bool band_q = n == 0 && !kGlobalRows;  // global rows' Q is gathered (below)
-          tma::mbar_arrive_expect_tx(full(s), 2 * kTileBytes + mask_bytes + (band_q ? kTileBytes : 0));
-          if (band_q) tma::load_4d(sQ, &maps.q, 0, h, q0, b, full(s));
-          const int kb = key_begin + n * kBlock;
-          tma::load_4d(sK + s * kTileBytes, map_k, 0, h, kb, b, full(s));
-          tma::load_4d(sV + s * kTileBytes, map_v, 0, h, kb, b, full(s));
-          const int m0 = static_cast<int>(mrow + kb);  // B * S <= INT32_MAX (band_sm90_runs)
-          tma::load_1d(ptx::smem_u32(sMask + s * kMaskSlotBytes), &maps.mask, m0 & ~(mask_align - 1), full(s));
-          return;
-        }
-        finish_gather();  // at most one gathered block in flight
+      const int p = p0 + n, s = p % kStages;
+      if (n < n_range) {
+        if (tid != 0) return;
         if (p >= kStages) tma::mbar_wait(empty(s), ((p / kStages) - 1) & 1);
-        const int slot0 = (n - n_range) * kBlock;
-        gather_rows<T>(fp.k, sK + s * kTileBytes, slot0, G, head_off, mrow, fp);
-        gather_rows<T>(fp.v, sV + s * kTileBytes, slot0, G, head_off, mrow, fp);
-        ptx::cp_async_commit();
-        gather_slot = s;
-      };
-      // Warpgroup MMAs are .aligned: every lane of a warp must reach them together, so the warp
-      // reconverges after thread 0's TMA issue (__syncwarp after each issue()); mbar_wait leaves
-      // it converged.
-      auto wait_full = [&](int n) {
-        finish_gather();
-        tma::mbar_wait(full((p0 + n) % kStages), ((p0 + n) / kStages) & 1);
-      };
+        const bool band_q = n == 0 && !kGlobalRows;  // global rows' Q is gathered (below)
+        tma::mbar_arrive_expect_tx(full(s), 2 * kTileBytes + mask_bytes + (band_q ? kTileBytes : 0));
+        if (band_q) tma::load_4d(sQ, &maps.q, 0, h, q0, b, full(s));
+        const int kb = key_begin + n * kBlock;
+        tma::load_4d(sK + s * kTileBytes, map_k, 0, h, kb, b, full(s));
+        tma::load_4d(sV + s * kTileBytes, map_v, 0, h, kb, b, full(s));
+        const int m0 = static_cast<int>(mrow + kb);  // B * S <= INT32_MAX (band_sm90_runs)
+        tma::load_1d(ptx::smem_u32(sMask + s * kMaskSlotBytes), &maps.mask, m0 & ~(mask_align - 1), full(s));
+        return;
+      }
+      finish_gather();  // at most one gathered block in flight
+      if (p >= kStages) tma::mbar_wait(empty(s), ((p / kStages) - 1) & 1);
+      const int slot0 = (n - n_range) * kBlock;
+      gather_rows<T>(fp.k, sK + s * kTileBytes, slot0, G, head_off, mrow, fp);
+      gather_rows<T>(fp.v, sV + s * kTileBytes, slot0, G, head_off, mrow, fp);
+      ptx::cp_async_commit();
+      gather_slot = s;
+    };
+    // Warpgroup MMAs are .aligned: every lane of a warp must reach them together, so the warp
+    // reconverges after thread 0's TMA issue (__syncwarp after each issue()); mbar_wait leaves
+    // it converged.
+    auto wait_full = [&](int n) {
+      finish_gather();
+      tma::mbar_wait(full((p0 + n) % kStages), ((p0 + n) / kStages) & 1);
+    };
 
-      float acc_s[32], acc_o[32];  // S = Q·Kᵀ and O, wgmma m64n64 fragments (n8 tile j: 4j..4j+3)
-      uint32_t pa[4][4];           // P of the last softmax, packed as P·V's A operand (k16 steps)
-      float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f}, corr[2] = {1.f, 1.f};
-      const float scale_log2 = fp.scale_log2;
+    float acc_s[32], acc_o[32];  // S = Q·Kᵀ and O, wgmma m64n64 fragments (n8 tile j: 4j..4j+3)
+    uint32_t pa[4][4];           // P of the last softmax, packed as P·V's A operand (k16 steps)
+    float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f}, corr[2] = {1.f, 1.f};
+    const float scale_log2 = fp.scale_log2;
 
-      // Operand descriptors: one per tile, then k16 steps added to the address field (16-byte
-      // units; shared addresses stay far below its 14-bit limit, so no carry).
-      const uint64_t q_desc = wgmma::sw128_desc(sQ);
-      auto issue_qk = [&](int n) {
-        const uint64_t k_desc = wgmma::sw128_desc(sK + ((p0 + n) % kStages) * kTileBytes);
+    // Operand descriptors: one per tile, then k16 steps added to the address field (16-byte
+    // units; shared addresses stay far below its 14-bit limit, so no carry).
+    const uint64_t q_desc = wgmma::sw128_desc(sQ);
+    auto issue_qk = [&](int n) {
+      const uint64_t k_desc = wgmma::sw128_desc(sK + ((p0 + n) % kStages) * kTileBytes);
 #pragma unroll
-        for (int ks = 0; ks < 4; ++ks)  // k16 step = 32 bytes further along each Q and K row
-          wgmma::mma_m64nNk16_ss<T, 64, 0>(acc_s, q_desc + ks * 2, k_desc + ks * 2, ks > 0);
-      };
-      auto issue_pv = [&](int n) {
-        const uint64_t v_desc = wgmma::sw128_desc(sV + ((p0 + n) % kStages) * kTileBytes);
+      for (int ks = 0; ks < 4; ++ks)  // k16 step = 32 bytes further along each Q and K row
+        wgmma::mma_m64nNk16_ss<T, 64, 0>(acc_s, q_desc + ks * 2, k_desc + ks * 2, ks > 0);
+    };
+    auto issue_pv = [&](int n) {
+      const uint64_t v_desc = wgmma::sw128_desc(sV + ((p0 + n) % kStages) * kTileBytes);
 #pragma unroll
-        for (int kk = 0; kk < 4; ++kk)  // k16 step = 16 key rows of 128 bytes
-          wgmma::mma_m64n64k16_rs<T, 1>(acc_o, pa[kk], v_desc + kk * 128, n > 0 || kk > 0);
-      };
+      for (int kk = 0; kk < 4; ++kk)  // k16 step = 16 key rows of 128 bytes
+        wgmma::mma_m64n64k16_rs<T, 1>(acc_o, pa[kk], v_desc + kk * 128, n > 0 || kk > 0);
+    };
 
-      // Scores of block n -> probabilities (in acc_s, fp32), the running max / sum, and corr,
-      // the factor O must be rescaled by once P·V n - 1 has finished. The scale is folded into
-      // the exponent (one FFMA per score): the max is taken on raw scores, which a positive
-      // scale orders the same way; a scale <= 0 (allowed by the contract) is applied first.
-      const float exp_scale = scale_log2 > 0.f ? scale_log2 : 1.f;
-      auto softmax = [&](int n) {
-        if (scale_log2 <= 0.f)
+    // Scores of block n -> probabilities (in acc_s, fp32), the running max / sum, and corr,
+    // the factor O must be rescaled by once P·V n - 1 has finished. The scale is folded into
+    // the exponent (one FFMA per score): the max is taken on raw scores, which a positive
+    // scale orders the same way; a scale <= 0 (allowed by the contract) is applied first.
+    const float exp_scale = scale_log2 > 0.f ? scale_log2 : 1.f;
+    auto softmax = [&](int n) {
+      if (scale_log2 <= 0.f)
 #pragma unroll
-          for (int i = 0; i < 32; ++i) acc_s[i] *= scale_log2;
-        const bool gathered = n >= n_range;
-        const int kb = gathered ? (n - n_range) * kBlock : key_begin + n * kBlock;
-        // This block's first entry in its slot (see kMaskSlotBytes); an int64 entry is read by
-        // its low word (any other value flags the row invalid, and the row is written as NaN).
-        // (mask_align is 2 or 4: a mask, not a 64-bit remainder)
-        const unsigned char* m = sMask + ((p0 + n) % kStages) * kMaskSlotBytes +
-                                 ((static_cast<int>(mrow) + kb) & (mask_align - 1)) * mask_size;
-        // Band rows see local keys in their window and the gathered global keys; global rows
-        // see every key that is not padding.
-        auto entry_ok = [](int v) { return kGlobalRows ? v != kPadding : v == kLocal; };
-        auto key_ok = [&](int col) {
-          if (gathered) return kb + col < G;
-          if (kb + col >= key_end) return false;
-          return entry_ok(*reinterpret_cast<const int*>(m + col * mask_size));
-        };
-        // Common case first: a block inside the key range whose mask box starts 16-byte aligned
-        // (S and w multiples of 4) is checked with one 16-byte read per lane and one vote; only
-        // when some key fails are the per-key votes below taken.
-        bool all_ok = false;
-        if (!gathered && ((static_cast<int>(mrow) + kb) & (mask_align - 1)) == 0 && kb + kBlock <= key_end) {
-          bool ok = true;
-          if (lane < kBlock * mask_size / 16) {
-            const int4 x = *reinterpret_cast<const int4*>(m + lane * 16);  // int64: two low words, x and z
-            ok = entry_ok(x.x) && entry_ok(x.z) && (fp.mask64 || (entry_ok(x.y) && entry_ok(x.w)));
-          }
-          all_ok = __all_sync(0xffffffffu, ok);
+        for (int i = 0; i < 32; ++i) acc_s[i] *= scale_log2;
+      const bool gathered = n >= n_range;
+      const int kb = gathered ? (n - n_range) * kBlock : key_begin + n * kBlock;
+      // This block's first entry in its slot (see kMaskSlotBytes); an int64 entry is read by
+      // its low word (any other value flags the row invalid, and the row is written as NaN).
+      // (mask_align is 2 or 4: a mask, not a 64-bit remainder)
+      const unsigned char* m = sMask + ((p0 + n) % kStages) * kMaskSlotBytes +
+                               ((static_cast<int>(mrow) + kb) & (mask_align - 1)) * mask_size;
+      // Band rows see local keys in their window and the gathered global keys; global rows
+      // see every key that is not padding.
+      auto entry_ok = [](int v) { return kGlobalRows ? v != kPadding : v == kLocal; };
+      auto key_ok = [&](int col) {
+        if (gathered) return kb + col < G;
+        if (kb + col >= key_end) return false;
+        return entry_ok(*reinterpret_cast<const int*>(m + col * mask_size));
+      };
+      // Common case first: a block inside the key range whose mask box starts 16-byte aligned
+      // (S and w multiples of 4) is checked with one 16-byte read per lane and one vote; only
+      // when some key fails are the per-key votes below taken.
+      bool all_ok = false;
+      if (!gathered && ((static_cast<int>(mrow) + kb) & (mask_align - 1)) == 0 && kb + kBlock <= key_end) {
+        bool ok = true;
+        if (lane < kBlock * mask_size / 16) {
+          const int4 x = *reinterpret_cast<const int4*>(m + lane * 16);  // int64: two low words, x and z
+          ok = entry_ok(x.x) && entry_ok(x.z) && (fp.mask64 || (entry_ok(x.y) && entry_ok(x.w)));
         }
-        // Key validity of the block as two 32-bit words (keys 0..31, 32..63), one vote each.
-        uint32_t valid_lo = 0xffffffffu, valid_hi = 0xffffffffu;
-        if (!all_ok) {
-          valid_lo = __ballot_sync(0xffffffffu, key_ok(lane));
-          valid_hi = __ballot_sync(0xffffffffu, key_ok(lane + 32));
-        }
-        const bool window_edge =
-            !gathered && !kGlobalRows && !(kb >= q0 + kBlock - 1 - w && kb + kBlock - 1 <= q0 + w);
-        if ((valid_lo & valid_hi) != 0xffffffffu || window_edge) {
-          // This thread's columns are 8 nt + 2 t4 + {0, 1}: shift its pair to bits 8 nt + {0, 1}.
-          const uint32_t mine_lo = valid_lo >> (2 * t4), mine_hi = valid_hi >> (2 * t4);
-#pragma unroll
-          for (int rr = 0; rr < 2; ++rr) {
-            // Keys of this row inside the window, as columns [lo, hi] of the block.
-            const int row = q0 + warp * 16 + g + rr * 8;
-            const int lo = window_edge ? row - w - kb : 0, hi = window_edge ? row + w - kb : kBlock - 1;
-#pragma unroll
-            for (int nt = 0; nt < 8; ++nt)
-#pragma unroll
-              for (int e = 0; e < 2; ++e) {
-                const int col = nt * 8 + 2 * t4 + e;
-                const uint32_t bit = ((nt < 4 ? mine_lo : mine_hi) >> ((nt % 4) * 8 + e)) & 1u;
-                const bool ok = bit && static_cast<unsigned>(col - lo) <= static_cast<unsigned>(hi - lo);
-                if (!ok) acc_s[4 * nt + 2 * rr + e] = -INFINITY;
-              }
-          }
-        }
+        all_ok = __all_sync(0xffffffffu, ok);
+      }
+      // Key validity of the block as two 32-bit words (keys 0..31, 32..63), one vote each.
+      uint32_t valid_lo = 0xffffffffu, valid_hi = 0xffffffffu;
+      if (!all_ok) {
+        valid_lo = __ballot_sync(0xffffffffu, key_ok(lane));
+        valid_hi = __ballot_sync(0xffffffffu, key_ok(lane + 32));
+      }
+      const bool window_edge =
+          !gathered && !kGlobalRows && !(kb >= q0 + kBlock - 1 - w && kb + kBlock - 1 <= q0 + w);
+      if ((valid_lo & valid_hi) != 0xffffffffu || window_edge) {
+        // This thread's columns are 8 nt + 2 t4 + {0, 1}: shift its pair to bits 8 nt + {0, 1}.
+        const uint32_t mine_lo = valid_lo >> (2 * t4), mine_hi = valid_hi >> (2 * t4);
 #pragma unroll
         for (int rr = 0; rr < 2; ++rr) {
-          float mx = tree_reduce<Reduce::kMax>(acc_s, rr);
-          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-          const float m_new = fmaxf(row_max[rr], mx * exp_scale);  // running max, scaled (log2) domain
-          const float m_use = m_new == -INFINITY ? 0.f : m_new;   // a row with no valid key yet stays 0
-          corr[rr] = ptx::exp2_approx(row_max[rr] - m_use);
-          row_max[rr] = m_new;
+          // Keys of this row inside the window, as columns [lo, hi] of the block.
+          const int row = q0 + warp * 16 + g + rr * 8;
+          const int lo = window_edge ? row - w - kb : 0, hi = window_edge ? row + w - kb : kBlock - 1;
 #pragma unroll
           for (int nt = 0; nt < 8; ++nt)
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
-              float& x = acc_s[4 * nt + 2 * rr + e];
-              x = ptx::exp2_approx(fmaf(x, exp_scale, -m_use));
+              const int col = nt * 8 + 2 * t4 + e;
+              const uint32_t bit = ((nt < 4 ? mine_lo : mine_hi) >> ((nt % 4) * 8 + e)) & 1u;
+              const bool ok = bit && static_cast<unsigned>(col - lo) <= static_cast<unsigned>(hi - lo);
+              if (!ok) acc_s[4 * nt + 2 * rr + e] = -INFINITY;
             }
-          // quad-partial; reduced once at the end
-          row_sum[rr] = fmaf(row_sum[rr], corr[rr], tree_reduce<Reduce::kSum>(acc_s, rr));
         }
-      };
-      auto pack_p = [&]() {
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-          pa[kk][0] = Mma::pack(acc_s[8 * kk + 0], acc_s[8 * kk + 1]);
-          pa[kk][1] = Mma::pack(acc_s[8 * kk + 2], acc_s[8 * kk + 3]);
-          pa[kk][2] = Mma::pack(acc_s[8 * kk + 4], acc_s[8 * kk + 5]);
-          pa[kk][3] = Mma::pack(acc_s[8 * kk + 6], acc_s[8 * kk + 7]);
-        }
-      };
-      auto release = [&](int n) {  // this warp is done with block n's slot
-        __syncwarp();
-        if (lane == 0) tma::mbar_arrive(empty((p0 + n) % kStages));
-      };
-
-      for (int n = 0; n < kStages - 1; ++n) issue(n);
-      if (kGlobalRows) {
-        // The tile's global query rows, gathered by index from the global projection (zeros
-        // past G); every warp is done with the previous tile's Q (its last product was waited).
-        gather_rows<T>(fp.gq, sQ, q0, G, head_off, mrow, fp);
-        ptx::cp_async_commit();
-        ptx::cp_async_wait<0>();
-        wgmma::fence_proxy_async();
-        __syncthreads();
       }
-      __syncwarp();
-      // Band rows: the epilogue's mask values, loaded now so that their latency hides behind
-      // the loop.
-      int row_mask[2] = {kPadding, kPadding};
-      if (!kGlobalRows)
 #pragma unroll
-        for (int rr = 0; rr < 2; ++rr) {
-          const int row = q0 + warp * 16 + g + rr * 8;
-          if (row < S) row_mask[rr] = dev::mask_in(fp, mrow + row);
-        }
-
-      // Block 0: Q·Kᵀ alone.
-      wait_full(0);
-      wgmma::fence();
-      issue_qk(0);
-      wgmma::commit();
-      wgmma::wait<0>();
-      wgmma::fence_operands(acc_s);
-      softmax(0);
-      pack_p();
-      issue(kStages - 1);
-      __syncwarp();
-
-      int n = 1;
-      for (;; ++n) {
-        if (n >= n_range) {
-          need_globals();
-          if (n >= n_blocks) break;
-        }
-        wait_full(n);
-        wgmma::fence();
-        issue_qk(n);
-        wgmma::commit();
-        issue_pv(n - 1);  // the first P·V overwrites O (never zeroed: see the fused kernel's note)
-        wgmma::commit();
-        wgmma::wait<1>();  // Q·Kᵀ n done; P·V n - 1 may still run
-        wgmma::fence_operands(acc_s);
-        softmax(n);
-        // Rescale O, unless no row max of this warp moved (corr = 1 exactly: most blocks after
-        // the first few). The vote and branch also end the softmax's basic block, which keeps
-        // the softmax overlapped with P·V n - 1: ptxas schedules a block's wgmma wait first when
-        // nothing in the block depends on it, and in one block with the softmax it had put the
-        // wait before all of it (seen in the SASS of 63fdc69).
-        if (__any_sync(0xffffffffu, corr[0] != 1.f || corr[1] != 1.f)) {
-          wgmma::wait<0>();
-          wgmma::fence_operands(acc_o);
+      for (int rr = 0; rr < 2; ++rr) {
+        float mx = tree_reduce<Reduce::kMax>(acc_s, rr);
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(row_max[rr], mx * exp_scale);  // running max, scaled (log2) domain
+        const float m_use = m_new == -INFINITY ? 0.f : m_new;   // a row with no valid key yet stays 0
+        corr[rr] = ptx::exp2_approx(row_max[rr] - m_use);
+        row_max[rr] = m_new;
 #pragma unroll
-          for (int d = 0; d < 8; ++d) {
-            acc_o[4 * d + 0] *= corr[0];
-            acc_o[4 * d + 1] *= corr[0];
-            acc_o[4 * d + 2] *= corr[1];
-            acc_o[4 * d + 3] *= corr[1];
+        for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float& x = acc_s[4 * nt + 2 * rr + e];
+            x = ptx::exp2_approx(fmaf(x, exp_scale, -m_use));
           }
-        }
-        wgmma::wait<0>();  // a no-op after the rescale's
-        wgmma::fence_operands(acc_o);
-        release(n - 1);
-        issue(n - 1 + kStages);
-        __syncwarp();
-        pack_p();
+        // quad-partial; reduced once at the end
+        row_sum[rr] = fmaf(row_sum[rr], corr[rr], tree_reduce<Reduce::kSum>(acc_s, rr));
       }
-      wgmma::fence();
-      issue_pv(n - 1);
-      wgmma::commit();
-      wgmma::wait<0>();
-      wgmma::fence_operands(acc_o);
-      release(n - 1);  // (the slot's next user, if any, is this CTA's next tile)
-      p0 += n;
+    };
+    auto pack_p = [&]() {
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        pa[kk][0] = Mma::pack(acc_s[8 * kk + 0], acc_s[8 * kk + 1]);
+        pa[kk][1] = Mma::pack(acc_s[8 * kk + 2], acc_s[8 * kk + 3]);
+        pa[kk][2] = Mma::pack(acc_s[8 * kk + 4], acc_s[8 * kk + 5]);
+        pa[kk][3] = Mma::pack(acc_s[8 * kk + 6], acc_s[8 * kk + 7]);
+      }
+    };
+    auto release = [&](int n) {  // this warp is done with block n's slot
+      __syncwarp();
+      if (lane == 0) tma::mbar_arrive(empty((p0 + n) % kStages));
+    };
 
-      // Epilogue: normalize and store.
-      if constexpr (kGlobalRows) {
-        store_global_rows<kType>(fp, acc_o, row_max, row_sum, b, h, q0, G, split, head_off, mrow);
-        if (split >= 0) {
-          combine_splits<kType, 64>(fp, smem_raw, b, h);  // the last split of (b, h) merges
-          return;
+    for (int n = 0; n < kStages - 1; ++n) issue(n);
+    if (kGlobalRows) {
+      // The tile's global query rows, gathered by index from the global projection (zeros
+      // past G); every warp is done with the previous tile's Q (its last product was waited).
+      gather_rows<T>(fp.gq, sQ, q0, G, head_off, mrow, fp);
+      ptx::cp_async_commit();
+      ptx::cp_async_wait<0>();
+      wgmma::fence_proxy_async();
+      __syncthreads();
+    }
+    __syncwarp();
+    // Band rows: the epilogue's mask values, loaded now so that their latency hides behind
+    // the loop.
+    int row_mask[2] = {kPadding, kPadding};
+    if (!kGlobalRows)
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr) {
+        const int row = q0 + warp * 16 + g + rr * 8;
+        if (row < S) row_mask[rr] = dev::mask_in(fp, mrow + row);
+      }
+
+    // Block 0: Q·Kᵀ alone.
+    wait_full(0);
+    wgmma::fence();
+    issue_qk(0);
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fence_operands(acc_s);
+    softmax(0);
+    pack_p();
+    issue(kStages - 1);
+    __syncwarp();
+
+    int n = 1;
+    for (;; ++n) {
+      if (n >= n_range) {
+        need_globals();
+        if (n >= n_blocks) break;
+      }
+      wait_full(n);
+      wgmma::fence();
+      issue_qk(n);
+      wgmma::commit();
+      issue_pv(n - 1);  // the first P·V overwrites O (never zeroed: see the fused kernel's note)
+      wgmma::commit();
+      wgmma::wait<1>();  // Q·Kᵀ n done; P·V n - 1 may still run
+      wgmma::fence_operands(acc_s);
+      softmax(n);
+      // Rescale O, unless no row max of this warp moved (corr = 1 exactly: most blocks after
+      // the first few). The vote and branch also end the softmax's basic block, which keeps
+      // the softmax overlapped with P·V n - 1: ptxas schedules a block's wgmma wait first when
+      // nothing in the block depends on it, and in one block with the softmax it had put the
+      // wait before all of it (seen in the SASS of 63fdc69).
+      if (__any_sync(0xffffffffu, corr[0] != 1.f || corr[1] != 1.f)) {
+        wgmma::wait<0>();
+        wgmma::fence_operands(acc_o);
+#pragma unroll
+        for (int d = 0; d < 8; ++d) {
+          acc_o[4 * d + 0] *= corr[0];
+          acc_o[4 * d + 1] *= corr[0];
+          acc_o[4 * d + 2] *= corr[1];
+          acc_o[4 * d + 3] *= corr[1];
         }
-        tile += tile_step;
-        if (tile * kBlock >= G) return;
-        __syncthreads();  // every warp is done with this tile's Q before the next is gathered
-        continue;
-      } else {
+      }
+      wgmma::wait<0>();  // a no-op after the rescale's
+      wgmma::fence_operands(acc_o);
+      release(n - 1);
+      issue(n - 1 + kStages);
+      __syncwarp();
+      pack_p();
+    }
+    wgmma::fence();
+    issue_pv(n - 1);
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fence_operands(acc_o);
+    release(n - 1);  // (the slot's next user, if any, is this CTA's next tile)
+    p0 += n;
+
+    // Epilogue: normalize and store.
+    if constexpr (kGlobalRows) {
+      store_global_rows<kType>(fp, acc_o, row_max, row_sum, b, h, q0, G, split, head_off, mrow);
+      if (split >= 0) {
+        combine_splits<kType, 64>(fp, smem_raw, b, h);  // the last split of (b, h) merges
+        return;
+      }
+      tile += tile_step;
+      if (tile * kBlock >= G) return;
+      __syncthreads();  // every warp is done with this tile's Q before the next is gathered
+      continue;
+    } else {
       // Band rows: a batch row with an invalid mask value is written as NaN on all its rows;
       // global rows are left to the global-row CTAs; padding rows are 0.
 #pragma unroll
@@ -516,8 +516,8 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
         }
       }
       return;
-      }
     }
+  }
 }
 
 template <DType kType, int kStages>
