@@ -51,12 +51,9 @@ constexpr int kTileBytes = kBlock * 64 * 2;  // one swizzled 64 x 64 16-bit tile
 constexpr int kMaskSlotBytes = 640;
 static_assert((kBlock + 2) * 8 <= kMaskSlotBytes && (kBlock + 4) * 4 <= kMaskSlotBytes && kMaskSlotBytes % 128 == 0,
               "a mask box fits its slot");
-// Shared memory: 1024-byte alignment slack, Q, kStages x (K, V), kStages mask slots, one mask
-// slot for the band tile's own rows (read by its epilogue), and the full / empty barriers of the
-// K and V rings.
+// Shared memory: 1024-byte alignment slack, Q, kStages x (K, V), kStages mask slots, barriers.
 template <int kStages>
-constexpr int kSmemBytes =
-    1024 + kTileBytes * (1 + 2 * kStages) + kMaskSlotBytes * (kStages + 1) + 4 * kStages * 8;
+constexpr int kSmemBytes = 1024 + kTileBytes * (1 + 2 * kStages) + kMaskSlotBytes * kStages + 2 * kStages * 8;
 
 // The tensor maps of one call (kernel parameter, __grid_constant__).
 struct BandMaps {
@@ -154,17 +151,10 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
   const uint32_t sK = sQ + kTileBytes;                   // slot s at + s * kTileBytes
   const uint32_t sV = sK + kStages * kTileBytes;
   const unsigned char* sMask = base + (1 + 2 * kStages) * kTileBytes;  // slot s at + s * kMaskSlotBytes
-  const unsigned char* sRowMask = sMask + kStages * kMaskSlotBytes;    // band: the tile's rows
-  // Two rings of the same depth and positions: K (with the block's mask entries, and Q and the
-  // tile's row mask with block 0) and V. A K slot is free once its block's softmax has read the
-  // mask, a V slot once its P·V is done, so K n + 1 goes out before block n's softmax instead of
-  // after P·V n - 1 (with 2 slots, one shared ring had requested it just before it was needed:
-  // 12% of the stall samples sat on that wait, ncu run of 6fec01d).
-  const uint32_t bar0 = ptx::smem_u32(sRowMask) + kMaskSlotBytes;
-  auto k_full = [&](int s) { return bar0 + 8u * s; };
-  auto k_empty = [&](int s) { return bar0 + 8u * (kStages + s); };
-  auto v_full = [&](int s) { return bar0 + 8u * (2 * kStages + s); };
-  auto v_empty = [&](int s) { return bar0 + 8u * (3 * kStages + s); };
+  const uint32_t full0 = sQ + (1 + 2 * kStages) * kTileBytes + kStages * kMaskSlotBytes;
+  const uint32_t empty0 = full0 + kStages * 8;
+  auto full = [&](int s) { return full0 + 8u * s; };
+  auto empty = [&](int s) { return empty0 + 8u * s; };
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t4 = lane % 4;  // fragment row group and column pair
@@ -200,10 +190,8 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
 
   if (tid == 0) {
     for (int s = 0; s < kStages; ++s) {
-      tma::mbar_init(k_full(s), 1);
-      tma::mbar_init(k_empty(s), kThreads / 32);
-      tma::mbar_init(v_full(s), 1);
-      tma::mbar_init(v_empty(s), kThreads / 32);
+      tma::mbar_init(full(s), 1);
+      tma::mbar_init(empty(s), kThreads / 32);
     }
     tma::fence_mbar_init();
     if (!kGlobalRows) tma::prefetch_map(&maps.q);
@@ -243,67 +231,41 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
       n_blocks = n_range + (G + kBlock - 1) / kBlock;
     };
 
-    // A gathered block's cp.asyncs in flight (its slot), published on its K and V "full"
-    // barriers by finish_gather() before anyone waits on a barrier (so nobody waits for its own
-    // arrival).
+    // A gathered block's cp.asyncs in flight (its slot), published on its "full" barrier by
+    // finish_gather() before anyone waits on a barrier (so nobody waits for its own arrival).
     int gather_slot = -1;
     auto finish_gather = [&]() {
       if (gather_slot < 0) return;
       ptx::cp_async_wait<0>();
       wgmma::fence_proxy_async();  // generic-proxy writes, read next by wgmma
       __syncthreads();
-      if (tid == 0) {
-        tma::mbar_arrive(k_full(gather_slot));
-        tma::mbar_arrive(v_full(gather_slot));
-      }
+      if (tid == 0) tma::mbar_arrive(full(gather_slot));
       gather_slot = -1;
     };
-    // Waits until ring position p's slot s is released by the block kStages before it.
-    auto wait_empty = [&](uint32_t bar, int p) {
-      if (p >= kStages) tma::mbar_wait(bar, ((p / kStages) - 1) & 1);
-    };
-    // Is block n one to load? (n >= n_range: a gathered block, or past the tile's blocks.)
-    auto loads = [&](int n) {
-      if (n < n_range) return true;
-      need_globals();
-      return n < n_blocks;
-    };
 
-    // Loads of block n's K and mask entries (Q and the tile's row mask with block 0 of a band
-    // tile) into K slot (p0 + n) % kStages, once the slot's previous block is released.
-    // Collective: every thread calls it at the same point (thread 0 issues the TMA). A gathered
-    // block's K comes with its V (issue_v).
-    auto issue_k = [&](int n) {
-      if (!loads(n) || n >= n_range || tid != 0) return;
-      const int p = p0 + n, s = p % kStages;
-      wait_empty(k_empty(s), p);
-      const bool band_first = n == 0 && !kGlobalRows;  // global rows' Q is gathered (below)
-      tma::mbar_arrive_expect_tx(k_full(s), kTileBytes + mask_bytes + (band_first ? kTileBytes + mask_bytes : 0));
-      const int kb = key_begin + n * kBlock;
-      if (band_first) {
-        tma::load_4d(sQ, &maps.q, 0, h, q0, b, k_full(s));
-        const int r0 = static_cast<int>(mrow + q0);  // B * S <= INT32_MAX (band_sm90_runs)
-        tma::load_1d(ptx::smem_u32(sRowMask), &maps.mask, r0 & ~(mask_align - 1), k_full(s));
+    // Loads of block n into slot (p0 + n) % kStages, once the slot's previous block is
+    // released. Collective: every thread calls it at the same point (thread 0 issues the TMA).
+    auto issue = [&](int n) {
+      if (n >= n_range) {
+        need_globals();
+        if (n >= n_blocks) return;
       }
-      tma::load_4d(sK + s * kTileBytes, map_k, 0, h, kb, b, k_full(s));
-      const int m0 = static_cast<int>(mrow + kb);
-      tma::load_1d(ptx::smem_u32(sMask + s * kMaskSlotBytes), &maps.mask, m0 & ~(mask_align - 1), k_full(s));
-    };
-    // Block n's V into V slot (p0 + n) % kStages; a gathered block's K and V rows, copied by all
-    // threads with cp.async (at most one gathered block in flight).
-    auto issue_v = [&](int n) {
-      if (!loads(n)) return;
       const int p = p0 + n, s = p % kStages;
       if (n < n_range) {
         if (tid != 0) return;
-        wait_empty(v_empty(s), p);
-        tma::mbar_arrive_expect_tx(v_full(s), kTileBytes);
-        tma::load_4d(sV + s * kTileBytes, map_v, 0, h, key_begin + n * kBlock, b, v_full(s));
+        if (p >= kStages) tma::mbar_wait(empty(s), ((p / kStages) - 1) & 1);
+        const bool band_q = n == 0 && !kGlobalRows;  // global rows' Q is gathered (below)
+        tma::mbar_arrive_expect_tx(full(s), 2 * kTileBytes + mask_bytes + (band_q ? kTileBytes : 0));
+        if (band_q) tma::load_4d(sQ, &maps.q, 0, h, q0, b, full(s));
+        const int kb = key_begin + n * kBlock;
+        tma::load_4d(sK + s * kTileBytes, map_k, 0, h, kb, b, full(s));
+        tma::load_4d(sV + s * kTileBytes, map_v, 0, h, kb, b, full(s));
+        const int m0 = static_cast<int>(mrow + kb);  // B * S <= INT32_MAX (band_sm90_runs)
+        tma::load_1d(ptx::smem_u32(sMask + s * kMaskSlotBytes), &maps.mask, m0 & ~(mask_align - 1), full(s));
         return;
       }
-      finish_gather();
-      wait_empty(k_empty(s), p);
-      wait_empty(v_empty(s), p);
+      finish_gather();  // at most one gathered block in flight
+      if (p >= kStages) tma::mbar_wait(empty(s), ((p / kStages) - 1) & 1);
       const int slot0 = (n - n_range) * kBlock;
       gather_rows<T>(fp.k, sK + s * kTileBytes, slot0, G, head_off, mrow, fp);
       gather_rows<T>(fp.v, sV + s * kTileBytes, slot0, G, head_off, mrow, fp);
@@ -311,19 +273,11 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
       gather_slot = s;
     };
     // Warpgroup MMAs are .aligned: every lane of a warp must reach them together, so the warp
-    // reconverges after thread 0's TMA issue (__syncwarp after each issue); mbar_wait leaves it
-    // converged.
-    auto wait_k = [&](int n) {
+    // reconverges after thread 0's TMA issue (__syncwarp after each issue()); mbar_wait leaves
+    // it converged.
+    auto wait_full = [&](int n) {
       finish_gather();
-      tma::mbar_wait(k_full((p0 + n) % kStages), ((p0 + n) / kStages) & 1);
-    };
-    auto wait_v = [&](int n) {
-      finish_gather();
-      tma::mbar_wait(v_full((p0 + n) % kStages), ((p0 + n) / kStages) & 1);
-    };
-    auto release = [&](uint32_t bar) {  // this warp is done with a slot
-      __syncwarp();
-      if (lane == 0) tma::mbar_arrive(bar);
+      tma::mbar_wait(full((p0 + n) % kStages), ((p0 + n) / kStages) & 1);
     };
 
     float acc_s[32], acc_o[32];  // S = Q·Kᵀ and O, wgmma m64n64 fragments (n8 tile j: 4j..4j+3)
@@ -439,11 +393,12 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
         pa[kk][3] = Mma::pack(acc_s[8 * kk + 6], acc_s[8 * kk + 7]);
       }
     };
+    auto release = [&](int n) {  // this warp is done with block n's slot
+      __syncwarp();
+      if (lane == 0) tma::mbar_arrive(empty((p0 + n) % kStages));
+    };
 
-    for (int n = 0; n < kStages - 1; ++n) {
-      issue_k(n);
-      issue_v(n);
-    }
+    for (int n = 0; n < kStages - 1; ++n) issue(n);
     if (kGlobalRows) {
       // The tile's global query rows, gathered by index from the global projection (zeros
       // past G); every warp is done with the previous tile's Q (its last product was waited).
@@ -454,19 +409,26 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
       __syncthreads();
     }
     __syncwarp();
+    // Band rows: the epilogue's mask values, loaded now so that their latency hides behind
+    // the loop.
+    int row_mask[2] = {kPadding, kPadding};
+    if (!kGlobalRows)
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr) {
+        const int row = q0 + warp * 16 + g + rr * 8;
+        if (row < S) row_mask[rr] = dev::mask_in(fp, mrow + row);
+      }
 
     // Block 0: Q·Kᵀ alone.
-    wait_k(0);
+    wait_full(0);
     wgmma::fence();
     issue_qk(0);
     wgmma::commit();
     wgmma::wait<0>();
     wgmma::fence_operands(acc_s);
     softmax(0);
-    release(k_empty((p0 + 0) % kStages));
     pack_p();
-    issue_k(kStages - 1);
-    issue_v(kStages - 1);
+    issue(kStages - 1);
     __syncwarp();
 
     int n = 1;
@@ -475,8 +437,7 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
         need_globals();
         if (n >= n_blocks) break;
       }
-      wait_k(n);
-      wait_v(n - 1);
+      wait_full(n);
       wgmma::fence();
       issue_qk(n);
       wgmma::commit();
@@ -484,12 +445,7 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
       wgmma::commit();
       wgmma::wait<1>();  // Q·Kᵀ n done; P·V n - 1 may still run
       wgmma::fence_operands(acc_s);
-      // K n - 1 + kStages into the K slot of block n - 1, released after its softmax: every
-      // warp got there before issuing Q·Kᵀ n, so this does not wait in practice.
-      issue_k(n - 1 + kStages);
-      __syncwarp();
       softmax(n);
-      release(k_empty((p0 + n) % kStages));  // K n and its mask entries are read
       // Rescale O, unless no row max of this warp moved (corr = 1 exactly: most blocks after
       // the first few). The vote and branch also end the softmax's basic block, which keeps
       // the softmax overlapped with P·V n - 1: ptxas schedules a block's wgmma wait first when
@@ -508,18 +464,17 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
       }
       wgmma::wait<0>();  // a no-op after the rescale's
       wgmma::fence_operands(acc_o);
-      release(v_empty((p0 + n - 1) % kStages));
-      issue_v(n - 1 + kStages);
+      release(n - 1);
+      issue(n - 1 + kStages);
       __syncwarp();
       pack_p();
     }
-    wait_v(n - 1);
     wgmma::fence();
     issue_pv(n - 1);
     wgmma::commit();
     wgmma::wait<0>();
     wgmma::fence_operands(acc_o);
-    release(v_empty((p0 + n - 1) % kStages));  // (the slot's next user, if any, is this CTA's next tile)
+    release(n - 1);  // (the slot's next user, if any, is this CTA's next tile)
     p0 += n;
 
     // Epilogue: normalize and store.
@@ -544,11 +499,7 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
         const int row = q0 + warp * 16 + g + rr * 8;
         if (row >= S) continue;
         float scale_out = l > 0.f ? 1.f / l : 0.f;
-        // The row's mask entry, from the box loaded with block 0 (its low word for int64: any
-        // other value flagged the batch row as bad).
-        const int e = *reinterpret_cast<const int*>(
-            sRowMask + (((static_cast<int>(mrow) + q0) & (mask_align - 1)) + warp * 16 + g + rr * 8) * mask_size);
-        const int mv = e >= 0 && e <= 2 ? e : 3;
+        const int mv = row_mask[rr];
         if (bad_row) {  // (read by need_globals(), which the loop has called)
           scale_out = __int_as_float(0x7fc00000);
         } else {
