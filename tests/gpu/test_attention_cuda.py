@@ -126,6 +126,17 @@ def test_band_paths_agree(dtype, w):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=lambda d: str(d).replace("torch.", ""))
+@pytest.mark.parametrize("w", [0, 37, 256])
+def test_narrow_global_blocks(dtype, w):
+    # The Hopper kernel takes 1..16 and 17..32 global keys as one narrow block (m64n16 / m64n32)
+    # after the band's blocks, and 33.. as 64-key blocks: both edges of each width, per batch row,
+    # with padding; w = 0 puts the narrow block right after a one-block range.
+    rows = [(1, "scattered", 600), (16, "scattered", 640), (17, "first", 640), (32, "scattered", 500),
+            (33, "scattered", 640), (16, "first", 64)]
+    case(f"narrow global blocks w={w}", len(rows), 640, 2, 64, w, dtype, rows, seed_offset=w)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=lambda d: str(d).replace("torch.", ""))
 def test_band_kernel_ring_and_ranges(dtype):
     # The Hopper band kernel's load ring: one-block key ranges with 4 gathered global blocks (the
     # ring wraps on gathered blocks, G = 200 > 3 slots of 64), a window wider than the sequence

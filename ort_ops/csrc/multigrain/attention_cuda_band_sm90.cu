@@ -29,6 +29,7 @@
 #include <cuda.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "common/cuda_tma.cuh"
 #include "common/tensor_map.h"
@@ -40,11 +41,19 @@ namespace {
 
 constexpr int kBlock = 64;           // query rows per tile, keys per block
 constexpr int kThreads = 128;        // one warpgroup
+// A band tile whose batch row has 1..kNarrowKeys global tokens takes them as one narrow block
+// (m64n16 / m64n32 products, 16 or 32 gathered rows) instead of a 64-key block.
+constexpr int kNarrowKeys = 32;
+template <int N>
+using NTiles = std::integral_constant<int, N>;  // n8 column tiles of a block: 8 (64 keys), 4, 2
 // K / V / mask ring depth, a template parameter: 3 slots (60 KB, 3 CTAs per SM) or 2 (43 KB, 4
 // CTAs per SM at <= 128 registers). launch_band_sm90 picks by grid size (measured there).
 template <int kStages>
 constexpr int kMinCtasPerSm = kStages <= 2 ? 4 : 3;
 constexpr int kTileBytes = kBlock * 64 * 2;  // one swizzled 64 x 64 16-bit tile
+// How far (log2 units) a block's row max may pass the running max before the running max moves
+// and O is rescaled: probabilities up to 2^8 (the idea of FlashAttention 4's conditional rescale).
+constexpr float kRescaleSlack = 8.f;
 // A TMA box must start 16-byte aligned in its innermost dimension (an unaligned start faults), so
 // a block's mask entries come in a box of 64 + 16 / size entries starting at the aligned entry
 // before the block's first (at most 66 x 8 bytes; slots 128-byte aligned for TMA).
@@ -69,28 +78,29 @@ template <Reduce kOp>
 __device__ __forceinline__ float reduce_op(float a, float b) {
   return kOp == Reduce::kMax ? fmaxf(a, b) : a + b;
 }
-template <Reduce kOp>
-__device__ __forceinline__ float tree_reduce(const float (&acc)[32], int rr) {
-  float v[8];
+template <Reduce kOp, int kNt>  // kNt: n8 column tiles
+__device__ __forceinline__ float tree_reduce(const float (&acc)[4 * kNt], int rr) {
+  float v[kNt];
 #pragma unroll
-  for (int nt = 0; nt < 8; ++nt) v[nt] = reduce_op<kOp>(acc[4 * nt + 2 * rr], acc[4 * nt + 2 * rr + 1]);
+  for (int nt = 0; nt < kNt; ++nt) v[nt] = reduce_op<kOp>(acc[4 * nt + 2 * rr], acc[4 * nt + 2 * rr + 1]);
 #pragma unroll
-  for (int width = 4; width >= 1; width /= 2)
+  for (int width = kNt / 2; width >= 1; width /= 2)
 #pragma unroll
     for (int i = 0; i < width; ++i) v[i] = reduce_op<kOp>(v[i], v[i + width]);
   return v[0];
 }
 
-// Rows slot0.. of a gathered 64-row tile (K, V or global Q: row slot0 + r is sequence row
-// gidx[slot0 + r] of `src`; zeros past G and past D) into a swizzled smem tile, with cp.async by
-// all threads; the caller commits and publishes.
+// Rows slot0.. slot0 + rows - 1 of a gathered tile (K, V or global Q: row slot0 + r is
+// sequence row gidx[slot0 + r] of `src`; zeros past G and past D) into a swizzled smem tile, with
+// cp.async by all threads; the caller commits and publishes.
 template <class T>
 __device__ __forceinline__ void gather_rows(const void* src, uint32_t dst, int slot0, int G, int64_t head_off,
-                                            int64_t mrow, const FlashParams& fp) {
+                                            int64_t mrow, const FlashParams& fp, int rows = kBlock) {
   const T* g = static_cast<const T*>(src) + head_off;
   const int32_t* gIdx = fp.gidx + mrow;
 #pragma unroll
   for (int it = 0; it < kBlock * 8 / kThreads; ++it) {
+    if (it * kThreads >= rows * 8) break;  // rows: 16, 32 or 64
     const int i = threadIdx.x + it * kThreads, r = i / 8, c = i % 8;
     const bool ok = slot0 + r < G && c * 8 < fp.D;
     const int64_t off = ok ? static_cast<int64_t>(gIdx[slot0 + r]) * fp.ld + c * 8 : 0;
@@ -203,7 +213,8 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
 
   // Ring positions run on across this CTA's tiles (p0 = blocks of the tiles before), so the
   // slots and barrier phases simply continue.
-  int p0 = 0;
+  unsigned p0 = 0;  // (unsigned: the slot and phase divisions by kStages stay shifts or multiplies)
+  auto slot_of = [&](int n) { return (p0 + n) % kStages; };  // block n's ring slot
   for (;;) {  // band CTAs: one tile; global-row CTAs: tile, tile + tile_step, ... while < G
     const int q0 = tile * kBlock;  // band: first query row; global: first global slot
     int key_begin, key_end;
@@ -223,12 +234,15 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
     // global keys: waited for when the first gathered block is issued, or when the loop needs
     // the block count.
     bool bad_row = false;  // band CTAs: the batch row holds an invalid mask value
+    int narrow_nt = 0;     // band CTAs: the gathered keys as one narrow block of this many n8 tiles
     auto need_globals = [&]() {
       if (n_blocks >= 0) return;
       ptx::griddep_wait();
       G = fp.gcount[b];
       bad_row = fp.bad[b] != 0;
       n_blocks = n_range + (G + kBlock - 1) / kBlock;
+      narrow_nt = G > 16 ? 4 : 2;
+      if (G == 0 || G > kNarrowKeys) narrow_nt = 0;
     };
 
     // A gathered block's cp.asyncs in flight (its slot), published on its "full" barrier by
@@ -250,7 +264,7 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
         need_globals();
         if (n >= n_blocks) return;
       }
-      const int p = p0 + n, s = p % kStages;
+      const unsigned p = p0 + n, s = p % kStages;
       if (n < n_range) {
         if (tid != 0) return;
         if (p >= kStages) tma::mbar_wait(empty(s), ((p / kStages) - 1) & 1);
@@ -267,8 +281,9 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
       finish_gather();  // at most one gathered block in flight
       if (p >= kStages) tma::mbar_wait(empty(s), ((p / kStages) - 1) & 1);
       const int slot0 = (n - n_range) * kBlock;
-      gather_rows<T>(fp.k, sK + s * kTileBytes, slot0, G, head_off, mrow, fp);
-      gather_rows<T>(fp.v, sV + s * kTileBytes, slot0, G, head_off, mrow, fp);
+      const int rows = narrow_nt ? 8 * narrow_nt : kBlock;
+      gather_rows<T>(fp.k, sK + s * kTileBytes, slot0, G, head_off, mrow, fp, rows);
+      gather_rows<T>(fp.v, sV + s * kTileBytes, slot0, G, head_off, mrow, fp, rows);
       ptx::cp_async_commit();
       gather_slot = s;
     };
@@ -277,7 +292,7 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
     // it converged.
     auto wait_full = [&](int n) {
       finish_gather();
-      tma::mbar_wait(full((p0 + n) % kStages), ((p0 + n) / kStages) & 1);
+      tma::mbar_wait(full(slot_of(n)), ((p0 + n) / kStages) & 1);
     };
 
     float acc_s[32], acc_o[32];  // S = Q·Kᵀ and O, wgmma m64n64 fragments (n8 tile j: 4j..4j+3)
@@ -288,14 +303,17 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
     // Operand descriptors: one per tile, then k16 steps added to the address field (16-byte
     // units; shared addresses stay far below its 14-bit limit, so no carry).
     const uint64_t q_desc = wgmma::sw128_desc(sQ);
+    // (a slot's descriptor: slot 0's plus the slot offset in the 16-byte address field, which
+    // cannot carry: shared addresses stay below 2^18)
+    const uint64_t k_desc0 = wgmma::sw128_desc(sK), v_desc0 = wgmma::sw128_desc(sV);
     auto issue_qk = [&](int n) {
-      const uint64_t k_desc = wgmma::sw128_desc(sK + ((p0 + n) % kStages) * kTileBytes);
+      const uint64_t k_desc = k_desc0 + slot_of(n) * (kTileBytes >> 4);
 #pragma unroll
       for (int ks = 0; ks < 4; ++ks)  // k16 step = 32 bytes further along each Q and K row
         wgmma::mma_m64nNk16_ss<T, 64, 0>(acc_s, q_desc + ks * 2, k_desc + ks * 2, ks > 0);
     };
     auto issue_pv = [&](int n) {
-      const uint64_t v_desc = wgmma::sw128_desc(sV + ((p0 + n) % kStages) * kTileBytes);
+      const uint64_t v_desc = v_desc0 + slot_of(n) * (kTileBytes >> 4);
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk)  // k16 step = 16 key rows of 128 bytes
         wgmma::mma_m64n64k16_rs<T, 1>(acc_o, pa[kk], v_desc + kk * 128, n > 0 || kk > 0);
@@ -306,16 +324,18 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
     // the exponent (one FFMA per score): the max is taken on raw scores, which a positive
     // scale orders the same way; a scale <= 0 (allowed by the contract) is applied first.
     const float exp_scale = scale_log2 > 0.f ? scale_log2 : 1.f;
-    auto softmax = [&](int n) {
+    // (sc: acc_s, or a narrow block's scores, float[4 kNt] for kNt n8 column tiles)
+    auto softmax = [&](int n, auto& sc) {
+      constexpr int kNt = sizeof(sc) / sizeof(float) / 4;
       if (scale_log2 <= 0.f)
 #pragma unroll
-        for (int i = 0; i < 32; ++i) acc_s[i] *= scale_log2;
+        for (int i = 0; i < 4 * kNt; ++i) sc[i] *= scale_log2;
       const bool gathered = n >= n_range;
       const int kb = gathered ? (n - n_range) * kBlock : key_begin + n * kBlock;
       // This block's first entry in its slot (see kMaskSlotBytes); an int64 entry is read by
       // its low word (any other value flags the row invalid, and the row is written as NaN).
       // (mask_align is 2 or 4: a mask, not a 64-bit remainder)
-      const unsigned char* m = sMask + ((p0 + n) % kStages) * kMaskSlotBytes +
+      const unsigned char* m = sMask + slot_of(n) * kMaskSlotBytes +
                                ((static_cast<int>(mrow) + kb) & (mask_align - 1)) * mask_size;
       // Band rows see local keys in their window and the gathered global keys; global rows
       // see every key that is not padding.
@@ -341,7 +361,7 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
       uint32_t valid_lo = 0xffffffffu, valid_hi = 0xffffffffu;
       if (!all_ok) {
         valid_lo = __ballot_sync(0xffffffffu, key_ok(lane));
-        valid_hi = __ballot_sync(0xffffffffu, key_ok(lane + 32));
+        if (kNt > 4) valid_hi = __ballot_sync(0xffffffffu, key_ok(lane + 32));
       }
       const bool window_edge =
           !gathered && !kGlobalRows && !(kb >= q0 + kBlock - 1 - w && kb + kBlock - 1 <= q0 + w);
@@ -354,48 +374,114 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
           const int row = q0 + warp * 16 + g + rr * 8;
           const int lo = window_edge ? row - w - kb : 0, hi = window_edge ? row + w - kb : kBlock - 1;
 #pragma unroll
-          for (int nt = 0; nt < 8; ++nt)
+          for (int nt = 0; nt < kNt; ++nt)
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
               const int col = nt * 8 + 2 * t4 + e;
               const uint32_t bit = ((nt < 4 ? mine_lo : mine_hi) >> ((nt % 4) * 8 + e)) & 1u;
               const bool ok = bit && static_cast<unsigned>(col - lo) <= static_cast<unsigned>(hi - lo);
-              if (!ok) acc_s[4 * nt + 2 * rr + e] = -INFINITY;
+              if (!ok) sc[4 * nt + 2 * rr + e] = -INFINITY;
             }
         }
       }
 #pragma unroll
       for (int rr = 0; rr < 2; ++rr) {
-        float mx = tree_reduce<Reduce::kMax>(acc_s, rr);
+        float mx = tree_reduce<Reduce::kMax, kNt>(sc, rr);
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(row_max[rr], mx * exp_scale);  // running max, scaled (log2) domain
-        const float m_use = m_new == -INFINITY ? 0.f : m_new;   // a row with no valid key yet stays 0
-        corr[rr] = ptx::exp2_approx(row_max[rr] - m_use);
+        // The running max (scaled, log2 domain) moves only when this block's max passes it by
+        // more than kRescaleSlack: the probabilities then stay <= 2^kRescaleSlack (exact in
+        // fp32 sums and 16-bit P, whose relative precision does not depend on magnitude), and O
+        // needs no rescale for most blocks (it had been rescaled on 84% of them, ncu, 6fec01d).
+        const float m_blk = mx * exp_scale;
+        const bool moves = m_blk > row_max[rr] + kRescaleSlack;  // (-inf: any finite max moves it)
+        const float m_new = moves ? m_blk : row_max[rr];
+        const float m_use = m_new == -INFINITY ? 0.f : m_new;  // a row with no valid key yet stays 0
+        corr[rr] = moves ? ptx::exp2_approx(row_max[rr] - m_use) : 1.f;
         row_max[rr] = m_new;
 #pragma unroll
-        for (int nt = 0; nt < 8; ++nt)
+        for (int nt = 0; nt < kNt; ++nt)
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            float& x = acc_s[4 * nt + 2 * rr + e];
+            float& x = sc[4 * nt + 2 * rr + e];
             x = ptx::exp2_approx(fmaf(x, exp_scale, -m_use));
           }
         // quad-partial; reduced once at the end
-        row_sum[rr] = fmaf(row_sum[rr], corr[rr], tree_reduce<Reduce::kSum>(acc_s, rr));
+        row_sum[rr] = fmaf(row_sum[rr], corr[rr], tree_reduce<Reduce::kSum, kNt>(sc, rr));
       }
     };
-    auto pack_p = [&]() {
+    auto pack_p = [&](const auto& sc) {  // the k16 steps of P·V: one per two n8 tiles of sc
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        pa[kk][0] = Mma::pack(acc_s[8 * kk + 0], acc_s[8 * kk + 1]);
-        pa[kk][1] = Mma::pack(acc_s[8 * kk + 2], acc_s[8 * kk + 3]);
-        pa[kk][2] = Mma::pack(acc_s[8 * kk + 4], acc_s[8 * kk + 5]);
-        pa[kk][3] = Mma::pack(acc_s[8 * kk + 6], acc_s[8 * kk + 7]);
+      for (int kk = 0; kk < static_cast<int>(sizeof(sc) / sizeof(float)) / 8; ++kk) {
+        pa[kk][0] = Mma::pack(sc[8 * kk + 0], sc[8 * kk + 1]);
+        pa[kk][1] = Mma::pack(sc[8 * kk + 2], sc[8 * kk + 3]);
+        pa[kk][2] = Mma::pack(sc[8 * kk + 4], sc[8 * kk + 5]);
+        pa[kk][3] = Mma::pack(sc[8 * kk + 6], sc[8 * kk + 7]);
+      }
+    };
+    // Does any row of this warp need O rescaled (corr != 1)? The vote also reads the row sums,
+    // which no row sum can fail (they are >= 0) but which depend on every exponential: so the
+    // softmax's exponentials all issue before this branch and the wgmma wait behind it (with
+    // the vote on corr alone, ptxas moved them below the wait; the overlap with P·V n - 1 was
+    // lost).
+    auto rescale_vote = [&]() {
+      return __any_sync(0xffffffffu, corr[0] != 1.f || corr[1] != 1.f || row_sum[0] < 0.f || row_sum[1] < 0.f);
+    };
+    auto rescale_o = [&]() {  // once P·V n - 1 is done
+      wgmma::wait<0>();
+      wgmma::fence_operands(acc_o);
+#pragma unroll
+      for (int d = 0; d < 8; ++d) {
+        acc_o[4 * d + 0] *= corr[0];
+        acc_o[4 * d + 1] *= corr[0];
+        acc_o[4 * d + 2] *= corr[1];
+        acc_o[4 * d + 3] *= corr[1];
       }
     };
     auto release = [&](int n) {  // this warp is done with block n's slot
       __syncwarp();
-      if (lane == 0) tma::mbar_arrive(empty((p0 + n) % kStages));
+      if (lane == 0) tma::mbar_arrive(empty(slot_of(n)));
+    };
+
+    auto last_pv = [&](int n) {  // P·V of the last block, n - 1
+      wgmma::fence();
+      issue_pv(n - 1);
+      wgmma::commit();
+      wgmma::wait<0>();
+      wgmma::fence_operands(acc_o);
+      release(n - 1);  // (the slot's next user, if any, is this CTA's next tile)
+    };
+    // A band tile's gathered global keys (1..kNarrowKeys, block n = n_range) as one narrow block
+    // after the loop: Q·Kᵀ m64n16 / m64n32, its softmax on 16 / 32 columns, P·V in 1 / 2 k16
+    // steps, with the loop's last P·V n - 1 overlapped as in the loop.
+    auto narrow_block = [&](int n, auto n_tiles) {
+      constexpr int kNt = decltype(n_tiles)::value;
+      float s_n[4 * kNt];  // its own accumulator (one aliasing acc_s made ptxas serialize every wgmma)
+      wait_full(n);
+      wgmma::fence();
+      const uint64_t k_desc = k_desc0 + slot_of(n) * (kTileBytes >> 4);
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks)
+        wgmma::mma_m64nNk16_ss<T, 8 * kNt, 0>(s_n, q_desc + ks * 2, k_desc + ks * 2, ks > 0);
+      wgmma::commit();
+      issue_pv(n - 1);
+      wgmma::commit();
+      wgmma::wait<1>();
+      wgmma::fence_operands(s_n);
+      softmax(n, s_n);
+      if (rescale_vote()) rescale_o();
+      wgmma::wait<0>();
+      wgmma::fence_operands(acc_o);
+      release(n - 1);
+      pack_p(s_n);
+      wgmma::fence();
+      const uint64_t v_desc = v_desc0 + slot_of(n) * (kTileBytes >> 4);
+#pragma unroll
+      for (int kk = 0; kk < kNt / 2; ++kk) wgmma::mma_m64n64k16_rs<T, 1>(acc_o, pa[kk], v_desc + kk * 128, 1);
+      wgmma::commit();
+      wgmma::wait<0>();
+      wgmma::fence_operands(acc_o);
+      release(n);
     };
 
     for (int n = 0; n < kStages - 1; ++n) issue(n);
@@ -409,15 +495,6 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
       __syncthreads();
     }
     __syncwarp();
-    // Band rows: the epilogue's mask values, loaded now so that their latency hides behind
-    // the loop.
-    int row_mask[2] = {kPadding, kPadding};
-    if (!kGlobalRows)
-#pragma unroll
-      for (int rr = 0; rr < 2; ++rr) {
-        const int row = q0 + warp * 16 + g + rr * 8;
-        if (row < S) row_mask[rr] = dev::mask_in(fp, mrow + row);
-      }
 
     // Block 0: Q·Kᵀ alone.
     wait_full(0);
@@ -426,8 +503,8 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
     wgmma::commit();
     wgmma::wait<0>();
     wgmma::fence_operands(acc_s);
-    softmax(0);
-    pack_p();
+    softmax(0, acc_s);
+    pack_p(acc_s);
     issue(kStages - 1);
     __syncwarp();
 
@@ -435,7 +512,7 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
     for (;; ++n) {
       if (n >= n_range) {
         need_globals();
-        if (n >= n_blocks) break;
+        if (n >= n_blocks || narrow_nt) break;
       }
       wait_full(n);
       wgmma::fence();
@@ -445,37 +522,27 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
       wgmma::commit();
       wgmma::wait<1>();  // Q·Kᵀ n done; P·V n - 1 may still run
       wgmma::fence_operands(acc_s);
-      softmax(n);
+      softmax(n, acc_s);
       // Rescale O, unless no row max of this warp moved (corr = 1 exactly: most blocks after
       // the first few). The vote and branch also end the softmax's basic block, which keeps
       // the softmax overlapped with P·V n - 1: ptxas schedules a block's wgmma wait first when
       // nothing in the block depends on it, and in one block with the softmax it had put the
       // wait before all of it (seen in the SASS of 63fdc69).
-      if (__any_sync(0xffffffffu, corr[0] != 1.f || corr[1] != 1.f)) {
-        wgmma::wait<0>();
-        wgmma::fence_operands(acc_o);
-#pragma unroll
-        for (int d = 0; d < 8; ++d) {
-          acc_o[4 * d + 0] *= corr[0];
-          acc_o[4 * d + 1] *= corr[0];
-          acc_o[4 * d + 2] *= corr[1];
-          acc_o[4 * d + 3] *= corr[1];
-        }
-      }
+      if (rescale_vote()) rescale_o();
       wgmma::wait<0>();  // a no-op after the rescale's
       wgmma::fence_operands(acc_o);
       release(n - 1);
       issue(n - 1 + kStages);
       __syncwarp();
-      pack_p();
+      pack_p(acc_s);
     }
-    wgmma::fence();
-    issue_pv(n - 1);
-    wgmma::commit();
-    wgmma::wait<0>();
-    wgmma::fence_operands(acc_o);
-    release(n - 1);  // (the slot's next user, if any, is this CTA's next tile)
-    p0 += n;
+    if (narrow_nt == 2)
+      narrow_block(n, NTiles<2>{});
+    else if (narrow_nt == 4)
+      narrow_block(n, NTiles<4>{});
+    else
+      last_pv(n);
+    p0 += n + (narrow_nt ? 1 : 0);
 
     // Epilogue: normalize and store.
     if constexpr (kGlobalRows) {
@@ -499,7 +566,7 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
         const int row = q0 + warp * 16 + g + rr * 8;
         if (row >= S) continue;
         float scale_out = l > 0.f ? 1.f / l : 0.f;
-        const int mv = row_mask[rr];
+        const int mv = dev::mask_in(fp, mrow + row);
         if (bad_row) {  // (read by need_globals(), which the loop has called)
           scale_out = __int_as_float(0x7fc00000);
         } else {
