@@ -63,6 +63,14 @@ __device__ __forceinline__ float exp2_approx(float x) {
   return y;
 }
 
+// 1 / x, approximate (rcp.approx.ftz: one MUFU op, ~1 ulp; a softmax's 1 / row sum, whose
+// result is rounded to 16 bits anyway).
+__device__ __forceinline__ float rcp_approx(float x) {
+  float y;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // Programmatic dependent launch (sm_90; plain PTX 7.8, so also in the compute_90 PTX; a no-op
 // for the sm_80 build and whenever the launch did not ask for it). wait: this grid's global
 // accesses after it see everything the previous kernel in the stream wrote; launch_dependents:

@@ -565,7 +565,7 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
         l += __shfl_xor_sync(0xffffffffu, l, 2);
         const int row = q0 + warp * 16 + g + rr * 8;
         if (row >= S) continue;
-        float scale_out = l > 0.f ? 1.f / l : 0.f;
+        float scale_out = l > 0.f ? ptx::rcp_approx(l) : 0.f;
         const int mv = dev::mask_in(fp, mrow + row);
         if (bad_row) {  // (read by need_globals(), which the loop has called)
           scale_out = __int_as_float(0x7fc00000);
@@ -573,14 +573,12 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
           if (mv == kGlobal) continue;
           if (mv == kPadding) scale_out = 0.f;
         }
-        T* o = static_cast<T*>(fp.out) + head_off + static_cast<int64_t>(row) * fp.ld;
+        T* o = static_cast<T*>(fp.out) + head_off + static_cast<int64_t>(row) * fp.ld + 2 * t4;
 #pragma unroll
-        for (int d = 0; d < 8; ++d) {
-          const int col = d * 8 + 2 * t4;
-          if (col < D)
-            *reinterpret_cast<uint32_t*>(o + col) =
+        for (int d = 0; d < 8; ++d)
+          if (D == kBlock || d * 8 + 2 * t4 < D)  // (D = 64: no test, constant offsets from o)
+            *reinterpret_cast<uint32_t*>(o + d * 8) =
                 Mma::pack(acc_o[4 * d + 2 * rr] * scale_out, acc_o[4 * d + 2 * rr + 1] * scale_out);
-        }
       }
       return;
     }
