@@ -6,7 +6,7 @@
 // One CTA = one warpgroup = one 64-row query tile:
 //   - band CTAs: 64 consecutive query rows against the band's key blocks [q0 - w, q0 + 63 + w]
 //     plus the row's gathered global keys (as the fused kernel's band CTAs,
-//     attention_cuda_flash.cuh);
+//     attention_cuda_flash.cuh); 1..32 global keys come as one narrow block (m64n16 / m64n32);
 //   - global-row CTAs, first in the grid: 64 global query rows (gathered by index from the global
 //     projection) against a key range of the global keys / values: tile 0 in fp.splits key
 //     splits merged by log-sum-exp (combine_splits), tiles 1.. (G > 64) whole.
@@ -21,8 +21,12 @@
 //     are issued together; the softmax of block n runs while P·V n - 1 is still on the tensor
 //     cores. Only O's rescale waits for it.
 //   - The op's mask comes in through TMA with the keys, so no thread waits on a global load per
-//     block; a block's key validity is two ballots per warp, and only edge blocks mask per element
-//     (branch-free). The softmax folds the scale into one FFMA per score and uses ex2.approx.
+//     block; a block's key validity is one vote per warp when all its keys pass (two ballots
+//     otherwise), and only edge blocks mask per element (branch-free). The softmax folds the scale
+//     into one FFMA per score, uses ex2.approx, and moves its running max (rescaling O) only when
+//     a block passes it by more than kRescaleSlack.
+//   - The kernel is issue-bound (ncu: ~0.53 warp instructions per cycle per scheduler whatever
+//     the stalls), so its time follows its instruction count: docs/attention_cuda.md, runs 19-22.
 // The semantics (which keys a row sees, online softmax in the log2 domain, the epilogue's
 // padding / global / invalid-row rules, the split partials) are the fused kernel's. Design and
 // measurements: docs/attention_cuda.md, "Hopper band kernel" and later sections.
