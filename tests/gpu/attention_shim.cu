@@ -31,7 +31,8 @@ size_t ortops_test_attention_workspace(int B, int S, int H, int D, int w, int dt
 // 0 the compaction alone; bits 2-3: schedule (0 the launcher's default, 1 one grid, 2 two streams);
 // bit 4: band tiles on mma.sync even where the sm_90a warpgroup-MMA path is built (head dim 64);
 // bit 5: the fused kernel rather than the Hopper kernel (band and global rows); bit 6: two streams with
-// the band launched as an ordinary (not programmatic dependent) launch.
+// the band launched as an ordinary (not programmatic dependent) launch; bits 7-8: the Hopper
+// kernel's ring depth, 2 or 3 slots (0: by grid size).
 // Returns the cudaError_t as int (0 = success).
 // The schedule the launcher uses by default at this size (ortops::cuda::multigrain::Schedule:
 // 1 one grid, 2 two streams).
@@ -56,6 +57,7 @@ int ortops_test_attention(int B, int S, int H, int D, int w, float scale, int dt
   opt.band_wgmma = ((parts >> 4) & 1) == 0;
   opt.band_kernel = ((parts >> 5) & 1) == 0;
   opt.band_pdl = ((parts >> 6) & 1) == 0;
+  opt.ring_slots = (parts >> 7) & 3;  // 2 or 3 forces the Hopper kernel's ring depth
   cudaError_t err = ortops::cuda::multigrain::run_parts(p, dt, q, k, v, gq, gk, gv, mask, mask64 != 0, out, ws, st,
                                                         opt);
   if (!workspace) {

@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from attention_gpu_util import (  # noqa: E402
-    BAND_FUSED, BAND_MMA_SYNC, BAND_NO_PDL, CUDA_ERROR_INVALID_VALUE, PARTS_ALL, PARTS_BAND, PARTS_GLOBAL, SCHED_ONE_GRID, SCHED_TWO_STREAM, SHIM_PATH,
+    BAND_FUSED, BAND_MMA_SYNC, BAND_NO_PDL, CUDA_ERROR_INVALID_VALUE, PARTS_ALL, RING_2_SLOTS, RING_3_SLOTS, PARTS_BAND, PARTS_GLOBAL, SCHED_ONE_GRID, SCHED_TWO_STREAM, SHIM_PATH,
     describe_mismatch, hf_longformer_attention, make_inputs, make_mask, rel_err, run_op, torch_reference,
     workspace_bytes)
 
@@ -134,6 +134,20 @@ def test_narrow_global_blocks(dtype, w):
     rows = [(1, "scattered", 600), (16, "scattered", 640), (17, "first", 640), (32, "scattered", 500),
             (33, "scattered", 640), (16, "first", 64)]
     case(f"narrow global blocks w={w}", len(rows), 640, 2, 64, w, dtype, rows, seed_offset=w)
+
+
+@pytest.mark.parametrize("ring", [RING_2_SLOTS, RING_3_SLOTS], ids=["2_slots", "3_slots"])
+def test_forced_ring_depths(ring):
+    # Either ring depth on any grid (the launcher picks by grid size): global rows walking two
+    # tiles (G = 100), a narrow global block, padding, an int64 mask.
+    B, S, H, D, w = 2, 1000, 3, 64, 100
+    gen = torch.Generator().manual_seed(SEED + ring)
+    mask = torch.stack([make_mask(S, 100, "scattered", 990, gen), make_mask(S, 12, "first", S, gen)]).long().cuda()
+    x = make_inputs(B, S, H, D, torch.float16, True, gen)
+    rc, out = run_op(*x, mask, H, w, parts=PARTS_ALL | ring)
+    assert rc == 0, f"launcher returned cudaError {rc}"
+    torch.cuda.synchronize()
+    check(f"ring {ring >> 7} slots", torch.float16, out, torch_reference(*x, mask, H, w))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=lambda d: str(d).replace("torch.", ""))

@@ -280,14 +280,15 @@ cudaError_t dispatch(DType dtype, const FlashParams& fp, bool pdl, cudaStream_t 
 struct BandKernel {
   bool sm90 = false;
   int sms = 0;
+  int ring_slots = 0;  // RunOptions::ring_slots
 };
 
 // The CTAs of `fp` (band, global rows or both) in one grid on `stream`: the Hopper kernel where it
 // runs, else (or when the driver rejects its tensor maps) the fused kernel.
 cudaError_t launch_grid(DType dtype, const FlashParams& fp, BandKernel bk, bool pdl, cudaStream_t stream) {
   if (bk.sm90) {
-    const cudaError_t err = dtype == DType::kFloat16 ? launch_band_sm90<DType::kFloat16>(fp, bk.sms, pdl, stream)
-                                                     : launch_band_sm90<DType::kBFloat16>(fp, bk.sms, pdl, stream);
+    const cudaError_t err = dtype == DType::kFloat16 ? launch_band_sm90<DType::kFloat16>(fp, bk.sms, bk.ring_slots, pdl, stream)
+                                                     : launch_band_sm90<DType::kBFloat16>(fp, bk.sms, bk.ring_slots, pdl, stream);
     if (err != cudaErrorNotSupported) return err;
   }
   return dispatch(dtype, fp, pdl, stream);
@@ -475,6 +476,7 @@ cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query,
   if ((err = cudaDeviceGetAttribute(&bk.sms, cudaDevAttrMultiProcessorCount, device)) != cudaSuccess) return err;
   const bool pdl = major >= 9;
   bk.sm90 = opt.band_kernel && opt.band_wgmma && band_sm90_runs(major, minor, fp);
+  bk.ring_slots = opt.ring_slots;
   Schedule schedule = opt.schedule;
   if (schedule == Schedule::kDefault) schedule = bk.sm90 ? Schedule::kOneGrid : default_schedule(p.batch, p.seq_len);
   if (fp.global_ctas == 0) return launch_grid(dtype, fp, bk, pdl, stream);

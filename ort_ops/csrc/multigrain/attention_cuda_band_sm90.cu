@@ -606,7 +606,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
 }  // namespace
 
 template <DType kType>
-cudaError_t launch_band_sm90(const FlashParams& fp, int sms, bool pdl, cudaStream_t stream) {
+cudaError_t launch_band_sm90(const FlashParams& fp, int sms, int ring_slots, bool pdl, cudaStream_t stream) {
   const long long ctas = static_cast<long long>(fp.global_ctas) + fp.band_ctas;
   if (ctas == 0) return cudaSuccess;
   if (ctas > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
@@ -630,12 +630,13 @@ cudaError_t launch_band_sm90(const FlashParams& fp, int sms, bool pdl, cudaStrea
   // slots were faster (0.039 vs 0.041 ms), where 4 per SM leave a half-empty second wave. So 2
   // slots from 16 CTAs per SM of band work on.
   const dim3 grid(static_cast<unsigned>(ctas)), block(kThreads);
-  if (static_cast<long long>(fp.band_ctas) >= 16LL * sms)
+  const bool two_slots = ring_slots == 2 || (ring_slots != 3 && static_cast<long long>(fp.band_ctas) >= 16LL * sms);
+  if (two_slots)
     return ptx::launch_kernel<band_kernel_sm90<kType, 2>>(grid, block, kSmemBytes<2>, pdl, stream, fp, maps);
   return ptx::launch_kernel<band_kernel_sm90<kType, 3>>(grid, block, kSmemBytes<3>, pdl, stream, fp, maps);
 }
 
-template cudaError_t launch_band_sm90<DType::kFloat16>(const FlashParams&, int, bool, cudaStream_t);
-template cudaError_t launch_band_sm90<DType::kBFloat16>(const FlashParams&, int, bool, cudaStream_t);
+template cudaError_t launch_band_sm90<DType::kFloat16>(const FlashParams&, int, int, bool, cudaStream_t);
+template cudaError_t launch_band_sm90<DType::kBFloat16>(const FlashParams&, int, int, bool, cudaStream_t);
 
 }  // namespace ortops::cuda::multigrain

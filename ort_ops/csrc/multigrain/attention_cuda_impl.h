@@ -68,9 +68,10 @@ cudaError_t launch_flash(const FlashParams& fp, bool pdl, cudaStream_t stream);
 // on warpgroup MMAs, TMA-fed and pipelined, with a register and shared-memory footprint of the
 // band's. Returns cudaErrorNotSupported, having launched nothing, when the driver rejects its
 // tensor maps (e.g. an unaligned mask); the caller then runs the fused kernel instead. sms: the
-// device's multiprocessor count (the ring depth is picked by grid size).
+// device's multiprocessor count (the ring depth is picked by grid size); ring_slots: 2 or 3 forces
+// the ring depth (A/B runs), anything else picks it.
 template <DType kType>
-cudaError_t launch_band_sm90(const FlashParams& fp, int sms, bool pdl, cudaStream_t stream);
+cudaError_t launch_band_sm90(const FlashParams& fp, int sms, int ring_slots, bool pdl, cudaStream_t stream);
 
 // How the coarse (band) and fine (global-row) CTAs are launched.
 //   kOneGrid:   one launch holds both kinds (global-row CTAs first in the grid): the Hopper
@@ -101,6 +102,8 @@ struct RunOptions {
   // before it ends). false: an ordinary launch, so the side stream's higher-priority global-row
   // CTAs, enqueued first, are dispatched first (an A/B option: 7-17% slower, run 11).
   bool band_pdl = true;
+  // The Hopper kernel's ring depth: 0 picks it by grid size; 2 or 3 forces it (A/B runs).
+  int ring_slots = 0;
 };
 
 // The whole op with a choice of parts and schedule (multigrain_attention == default options).
