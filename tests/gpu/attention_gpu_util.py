@@ -30,7 +30,7 @@ BAND_FUSED = 32
 # OR'ed into `parts`: with two streams, the band launched as an ordinary launch rather than a
 # programmatic dependent of the compaction (the side stream's global rows are dispatched first).
 BAND_NO_PDL = 64
-# OR'ed into `parts`: the Hopper kernel's ring depth forced to 2 or 3 slots (default: by grid size).
+# OR'ed into `parts`: the Hopper kernel's ring depth, 2 slots (the default) or 3.
 RING_2_SLOTS, RING_3_SLOTS = 2 << 7, 3 << 7
 
 _lib = None

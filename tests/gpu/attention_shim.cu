@@ -32,7 +32,7 @@ size_t ortops_test_attention_workspace(int B, int S, int H, int D, int w, int dt
 // bit 4: band tiles on mma.sync even where the sm_90a warpgroup-MMA path is built (head dim 64);
 // bit 5: the fused kernel rather than the Hopper kernel (band and global rows); bit 6: two streams with
 // the band launched as an ordinary (not programmatic dependent) launch; bits 7-8: the Hopper
-// kernel's ring depth, 2 or 3 slots (0: by grid size).
+// kernel's ring depth, 3 for the 3-slot ring (0 or 2: the 2-slot default).
 // Returns the cudaError_t as int (0 = success).
 // The schedule the launcher uses by default at this size (ortops::cuda::multigrain::Schedule:
 // 1 one grid, 2 two streams).

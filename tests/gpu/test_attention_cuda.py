@@ -138,8 +138,8 @@ def test_narrow_global_blocks(dtype, w):
 
 @pytest.mark.parametrize("ring", [RING_2_SLOTS, RING_3_SLOTS], ids=["2_slots", "3_slots"])
 def test_forced_ring_depths(ring):
-    # Either ring depth on any grid (the launcher picks by grid size): global rows walking two
-    # tiles (G = 100), a narrow global block, padding, an int64 mask.
+    # Both ring depths of the Hopper kernel (2 slots is the default, 3 an A/B option): global rows
+    # walking two tiles (G = 100), a narrow global block, padding, an int64 mask.
     B, S, H, D, w = 2, 1000, 3, 64, 100
     gen = torch.Generator().manual_seed(SEED + ring)
     mask = torch.stack([make_mask(S, 100, "scattered", 990, gen), make_mask(S, 12, "first", S, gen)]).long().cuda()

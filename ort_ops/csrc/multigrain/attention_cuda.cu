@@ -279,7 +279,6 @@ cudaError_t dispatch(DType dtype, const FlashParams& fp, bool pdl, cudaStream_t 
 // multiprocessor count it picks its ring depth by.
 struct BandKernel {
   bool sm90 = false;
-  int sms = 0;
   int ring_slots = 0;  // RunOptions::ring_slots
 };
 
@@ -287,8 +286,8 @@ struct BandKernel {
 // runs, else (or when the driver rejects its tensor maps) the fused kernel.
 cudaError_t launch_grid(DType dtype, const FlashParams& fp, BandKernel bk, bool pdl, cudaStream_t stream) {
   if (bk.sm90) {
-    const cudaError_t err = dtype == DType::kFloat16 ? launch_band_sm90<DType::kFloat16>(fp, bk.sms, bk.ring_slots, pdl, stream)
-                                                     : launch_band_sm90<DType::kBFloat16>(fp, bk.sms, bk.ring_slots, pdl, stream);
+    const cudaError_t err = dtype == DType::kFloat16 ? launch_band_sm90<DType::kFloat16>(fp, bk.ring_slots, pdl, stream)
+                                                     : launch_band_sm90<DType::kBFloat16>(fp, bk.ring_slots, pdl, stream);
     if (err != cudaErrorNotSupported) return err;
   }
   return dispatch(dtype, fp, pdl, stream);
@@ -473,7 +472,6 @@ cudaError_t run_parts(const AttentionProblem& p, DType dtype, const void* query,
   if ((err = cudaGetDevice(&device)) != cudaSuccess) return err;
   if ((err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device)) != cudaSuccess) return err;
   if ((err = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device)) != cudaSuccess) return err;
-  if ((err = cudaDeviceGetAttribute(&bk.sms, cudaDevAttrMultiProcessorCount, device)) != cudaSuccess) return err;
   const bool pdl = major >= 9;
   bk.sm90 = opt.band_kernel && opt.band_wgmma && band_sm90_runs(major, minor, fp);
   bk.ring_slots = opt.ring_slots;

@@ -51,7 +51,7 @@ constexpr int kNarrowKeys = 32;
 template <int N>
 using NTiles = std::integral_constant<int, N>;  // n8 column tiles of a block: 8 (64 keys), 4, 2
 // K / V / mask ring depth, a template parameter: 3 slots (60 KB, 3 CTAs per SM) or 2 (43 KB, 4
-// CTAs per SM at <= 128 registers). launch_band_sm90 picks by grid size (measured there).
+// CTAs per SM at <= 128 registers). 2 is the default; 3 an A/B option (launch_band_sm90).
 template <int kStages>
 constexpr int kMinCtasPerSm = kStages <= 2 ? 4 : 3;
 constexpr int kTileBytes = kBlock * 64 * 2;  // one swizzled 64 x 64 16-bit tile
@@ -606,7 +606,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kStages>) band_kernel_
 }  // namespace
 
 template <DType kType>
-cudaError_t launch_band_sm90(const FlashParams& fp, int sms, int ring_slots, bool pdl, cudaStream_t stream) {
+cudaError_t launch_band_sm90(const FlashParams& fp, int ring_slots, bool pdl, cudaStream_t stream) {
   const long long ctas = static_cast<long long>(fp.global_ctas) + fp.band_ctas;
   if (ctas == 0) return cudaSuccess;
   if (ctas > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
@@ -625,18 +625,18 @@ cudaError_t launch_band_sm90(const FlashParams& fp, int sms, int ring_slots, boo
       !encode_tensor_map(&maps.mask, fp.mask64 ? MapElem::kInt64 : MapElem::kInt32, fp.mask_in, 1, mask_dims,
                          nullptr, mask_box, 0))
     return cudaErrorNotSupported;  // the caller falls back to the fused kernel
-  // Ring depth by grid size (H200, 2026-12-03, B = 1, H = 12, w = 256, band alone): 2 slots with
-  // 4 CTAs per SM took S = 16384 (3072 CTAs) from 0.137 to 0.120 ms; at S = 4096 (768 CTAs) 3
-  // slots were faster (0.039 vs 0.041 ms), where 4 per SM leave a half-empty second wave. So 2
-  // slots from 16 CTAs per SM of band work on.
+  // Ring depth: 2 slots (4 CTAs per SM) unless 3 are asked for (3 CTAs per SM). H200,
+  // 2026-12-03, run 25, B = 1, 12 heads, w = 256, G = 8, CUDA graphs: S = 4096 0.0375 vs 0.0419 ms,
+  // S = 16384 0.118 vs 0.131 ms; eager S = 1024, B = 1 / 8: 0.053 / 0.071 vs 0.060 / 0.078 ms. (Up
+  // to 87d853f 3 slots were the default below 16 band CTAs per SM: faster then at S = 4096, 0.039
+  // vs 0.041 ms, before the narrow global block and the leaner loop.)
   const dim3 grid(static_cast<unsigned>(ctas)), block(kThreads);
-  const bool two_slots = ring_slots == 2 || (ring_slots != 3 && static_cast<long long>(fp.band_ctas) >= 16LL * sms);
-  if (two_slots)
+  if (ring_slots != 3)
     return ptx::launch_kernel<band_kernel_sm90<kType, 2>>(grid, block, kSmemBytes<2>, pdl, stream, fp, maps);
   return ptx::launch_kernel<band_kernel_sm90<kType, 3>>(grid, block, kSmemBytes<3>, pdl, stream, fp, maps);
 }
 
-template cudaError_t launch_band_sm90<DType::kFloat16>(const FlashParams&, int, int, bool, cudaStream_t);
-template cudaError_t launch_band_sm90<DType::kBFloat16>(const FlashParams&, int, int, bool, cudaStream_t);
+template cudaError_t launch_band_sm90<DType::kFloat16>(const FlashParams&, int, bool, cudaStream_t);
+template cudaError_t launch_band_sm90<DType::kBFloat16>(const FlashParams&, int, bool, cudaStream_t);
 
 }  // namespace ortops::cuda::multigrain

@@ -67,11 +67,10 @@ cudaError_t launch_flash(const FlashParams& fp, bool pdl, cudaStream_t stream);
 // 40..64, fp16 / bf16): band and global-row CTAs (fp.band_ctas, fp.global_ctas: either or both)
 // on warpgroup MMAs, TMA-fed and pipelined, with a register and shared-memory footprint of the
 // band's. Returns cudaErrorNotSupported, having launched nothing, when the driver rejects its
-// tensor maps (e.g. an unaligned mask); the caller then runs the fused kernel instead. sms: the
-// device's multiprocessor count (the ring depth is picked by grid size); ring_slots: 2 or 3 forces
-// the ring depth (A/B runs), anything else picks it.
+// tensor maps (e.g. an unaligned mask); the caller then runs the fused kernel instead.
+// ring_slots: 3 runs the 3-slot ring (A/B runs), anything else the 2-slot default.
 template <DType kType>
-cudaError_t launch_band_sm90(const FlashParams& fp, int sms, int ring_slots, bool pdl, cudaStream_t stream);
+cudaError_t launch_band_sm90(const FlashParams& fp, int ring_slots, bool pdl, cudaStream_t stream);
 
 // How the coarse (band) and fine (global-row) CTAs are launched.
 //   kOneGrid:   one launch holds both kinds (global-row CTAs first in the grid): the Hopper
@@ -102,7 +101,7 @@ struct RunOptions {
   // before it ends). false: an ordinary launch, so the side stream's higher-priority global-row
   // CTAs, enqueued first, are dispatched first (an A/B option: 7-17% slower, run 11).
   bool band_pdl = true;
-  // The Hopper kernel's ring depth: 0 picks it by grid size; 2 or 3 forces it (A/B runs).
+  // The Hopper kernel's ring depth: 0 or 2 the 2-slot default; 3 the 3-slot ring (A/B runs).
   int ring_slots = 0;
 };
 
