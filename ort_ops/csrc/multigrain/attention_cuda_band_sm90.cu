@@ -26,7 +26,7 @@
 //     into one FFMA per score, uses ex2.approx, and moves its running max (rescaling O) only when
 //     a block passes it by more than kRescaleSlack.
 //   - The kernel is issue-bound (ncu: ~0.53 warp instructions per cycle per scheduler whatever
-//     the stalls), so its time follows its instruction count: docs/attention_cuda.md, runs 19-22.
+//     the stalls), so its time follows its instruction count: docs/attention_cuda.md, "Runs 19–26".
 // The semantics (which keys a row sees, online softmax in the log2 domain, the epilogue's
 // padding / global / invalid-row rules, the split partials) are the fused kernel's. Design and
 // measurements: docs/attention_cuda.md, "Hopper band kernel" and later sections.
