@@ -57,7 +57,7 @@ int ortops_test_attention(int B, int S, int H, int D, int w, float scale, int dt
   opt.band_wgmma = ((parts >> 4) & 1) == 0;
   opt.band_kernel = ((parts >> 5) & 1) == 0;
   opt.band_pdl = ((parts >> 6) & 1) == 0;
-  opt.ring_slots = (parts >> 7) & 3;  // 2 or 3 forces the Hopper kernel's ring depth
+  opt.ring_slots = (parts >> 7) & 3;  // 3: the Hopper kernel's 3-slot ring; 0 or 2: 2 slots
   cudaError_t err = ortops::cuda::multigrain::run_parts(p, dt, q, k, v, gq, gk, gv, mask, mask64 != 0, out, ws, st,
                                                         opt);
   if (!workspace) {

@@ -275,8 +275,7 @@ cudaError_t dispatch(DType dtype, const FlashParams& fp, bool pdl, cudaStream_t 
                                   : dispatch_head_dim<DType::kBFloat16>(fp, pdl, stream);
 }
 
-// Whether the Hopper kernel runs (band_sm90_runs and the options), and the device's
-// multiprocessor count it picks its ring depth by.
+// Whether the Hopper kernel runs (band_sm90_runs and the options), and its ring depth option.
 struct BandKernel {
   bool sm90 = false;
   int ring_slots = 0;  // RunOptions::ring_slots

@@ -245,6 +245,8 @@ __device__ __forceinline__ void run_tiles(const FlashParams& fp, const BandMaps&
       G = fp.gcount[b];
       bad_row = fp.bad[b] != 0;
       n_blocks = n_range + (G + kBlock - 1) / kBlock;
+      // 1..16 keys: two n8 tiles (m64n16); 17..kNarrowKeys: four (m64n32); else 64-key blocks.
+      // (Written as two statements: the one-expression form changed ptxas's code throughout.)
       narrow_nt = G > 16 ? 4 : 2;
       if (G == 0 || G > kNarrowKeys) narrow_nt = 0;
     };
