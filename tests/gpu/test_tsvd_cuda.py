@@ -212,15 +212,26 @@ def test_tsvd_wgmma_matches_float64(shape, lead, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("shape", [(600, 520, 256, 256, 32), (1000, 700, 96, 128, 16), (264, 1000, 128, 128, 40)],
+                         ids=lambda s: "K{}N{}t{}x{}r{}".format(*s))
+def test_tsvd_wgmma_ignored_entries_poisoned(shape, dtype, rng):
+    """The Hopper kernel's partial last tile row loads U through its own tensor map, whose rows end
+    at K: Inf in U's rows past K (and NaN in V's columns past N) must not reach the output."""
+    K, N, tk, tn, r = shape
+    check_case(((), K, N, tk, tn, r, False, False, True), (300,), dtype, rng, path=3, poison_ignored=True)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_tsvd_wgmma_misaligned_a_falls_back(dtype, rng):
     """A not 16-byte aligned: the launcher takes the fused kernel instead, same answer."""
     check_case(((), 512, 512, 128, 128, 16, False, False, True), (300,), dtype, rng, path=3, misalign_a=True)
 
 
 def test_tsvd_wgmma_default_policy():
-    """By default the Hopper kernel runs where it was measured faster (docs/tsvd_cuda.md, run 17):
-    shapes it fits, from M = 128, except compression above 4 (8 r < tn) on wide layers (N >= 8192)
-    below M = 1024; shared V, fp32 and smaller M keep their paths."""
+    """By default the Hopper kernel runs where it was measured faster (docs/tsvd_cuda.md, seventh
+    session): shapes it fits, from M = 128, except rank 8 (padded to 16) where the two-stage path
+    runs (M >= 512, or >= 128 on wide layers) below M = 4096 (1024 on wide layers, N >= 8192);
+    shared V, fp32 and smaller M keep their paths."""
     if not _on_sm90():
         pytest.skip("the Hopper kernel runs on compute capability 9.0 only")
     def q(dt, M, r, sv=0, tn=128, N=4096):
@@ -228,9 +239,10 @@ def test_tsvd_wgmma_default_policy():
     assert q("float16", 1024, 16) == PATH_WGMMA and q("bfloat16", 8192, 64, tn=256) == PATH_WGMMA
     assert q("float16", 128, 32) == PATH_WGMMA and q("float16", 256, 32, tn=256, N=14336) == PATH_WGMMA
     assert q("float16", 64, 32) != PATH_WGMMA           # below the threshold
-    assert q("float16", 1024, 8) == PATH_WGMMA and q("float16", 128, 16, tn=256) == PATH_WGMMA  # c = 8
-    assert q("float16", 256, 8, N=14336) != PATH_WGMMA  # c = 8, wide, M < 1024: the two-stage path
-    assert q("float16", 1024, 8, N=14336) == PATH_WGMMA
+    assert q("float16", 128, 16, tn=256) == PATH_WGMMA and q("float16", 256, 16, tn=256, N=14336) == PATH_WGMMA
+    assert q("float16", 256, 8) == PATH_WGMMA           # r = 8 below the two-stage path's threshold
+    assert q("float16", 1024, 8) != PATH_WGMMA and q("float16", 8192, 8) == PATH_WGMMA
+    assert q("float16", 256, 8, N=14336) != PATH_WGMMA and q("float16", 1024, 8, N=14336) == PATH_WGMMA
     assert q("float16", 1024, 32, sv=1) != PATH_WGMMA   # shared V
     assert q("float16", 1024, 40) == PATH_WGMMA and q("float16", 1024, 36) != PATH_WGMMA  # r % 8
     assert q("float32", 1024, 32) != PATH_WGMMA

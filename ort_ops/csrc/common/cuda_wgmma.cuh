@@ -55,6 +55,17 @@ __device__ __forceinline__ void wait() {
 __device__ __forceinline__ void fence_proxy_async() {
   ORTOPS_WGMMA_ASM("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
+// Warp-specialised kernels move registers between warpgroups: a producer warpgroup gives some
+// back (dec), the consumers take them (inc). Every warp of the warpgroup executes it; N is a
+// multiple of 8 in 24..256, and ptxas allocates the code after it within N.
+template <int N>
+__device__ __forceinline__ void registers_inc() {
+  ORTOPS_WGMMA_ASM("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ __forceinline__ void registers_dec() {
+  ORTOPS_WGMMA_ASM("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
 // Pins accumulator registers at this point of the program: the compiler must not move their
 // reads above a wait (it does not know that the asm of the product finishes asynchronously).
 template <int N>

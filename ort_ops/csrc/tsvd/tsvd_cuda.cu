@@ -251,8 +251,12 @@ bool wgmma_fits(const TsvdProblem& p, DType dtype) {
 }
 
 bool wgmma_preferred(const TsvdProblem& p) {
-  const bool high_compression = 8 * p.rank < p.tn;  // c > 4 at square tiles
-  return p.M >= kWgmmaMinM && !(high_compression && p.N >= kWideN && p.M < kWgmmaHighCMinM);
+  if (p.M < kWgmmaMinM) return false;
+  // Rank 8 pads to 16 in the Hopper kernel (stage 2 half zeros): the two-stage path, where it
+  // runs, stays faster up to a width-dependent M.
+  const int64_t two_stage_from = p.N >= kWideN ? kTwoStageMinMWide : kTwoStageMinM;
+  const int64_t rank8_from = p.N >= kWideN ? kWgmmaRank8MinMWide : kWgmmaRank8MinM;
+  return !(p.rank <= 8 && p.M >= two_stage_from && p.M < rank8_from);
 }
 
 // Geometry of the two-stage path (tsvd_cuda_gemm.cuh) without the pointers.
@@ -295,7 +299,7 @@ Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& op
     const Plan fallback = fused_fallback_plan(p, dtype, sms, opt);
     Plan plan;
     plan.path = Path::kWgmma;
-    plan.threads = 256;
+    plan.threads = WgmmaCfg<128, 16>::kThreads;
     // One CTA per SM (128 rows x 256 columns each). A grid short of the SMs (M up to a few
     // hundred rows) splits the tile rows over grid.z as far as whole waves allow, each split
     // adding its fp32 partial that the finalize kernel sums, while that traffic stays near the L2
@@ -416,6 +420,27 @@ cudaError_t launch_decode_path(const TsvdProblem& p, DType dtype, const void* A,
                                   : launch_decode_bf16(d, a, mapA, mapU, mapV, cols, pdl, stream);
 }
 
+// The fused Hopper kernel's tensor maps (WgmmaMaps, tsvd_cuda_traits.h), encoded per call (A's
+// address changes; an encode is a host-only call of a microsecond or two, paid only from M = 128
+// on). False when the driver declines one.
+static bool encode_wgmma_maps(const TsvdProblem& p, const void* A, const void* U, const void* V, WgmmaMaps* m) {
+  const uint64_t K = uint64_t(p.K), tk = uint64_t(p.tk), tn = uint64_t(p.tn), r = uint64_t(p.rank);
+  const uint64_t last = uint64_t(p.used_tile_rows() - 1), k_last = K - last * tk;
+  const uint64_t u_tiles = p.shared_u ? 1 : uint64_t(p.Tk * p.Tn), row_tiles = p.shared_u ? 1 : uint64_t(p.Tn);
+  const uint64_t a_dims[2] = {K, uint64_t(p.M)}, a_strides[2] = {0, K * 2};
+  const uint32_t a_box[2] = {64, 128};
+  const uint64_t u_dims[3] = {r, tk, u_tiles}, u_last_dims[3] = {r, k_last, row_tiles};
+  const uint64_t u_strides[3] = {0, r * 2, tk * r * 2};
+  const uint32_t u_box[3] = {64, 64, 1};
+  const void* U_last = static_cast<const char*>(U) + (p.shared_u ? 0 : last * uint64_t(p.Tn) * tk * r * 2);
+  const uint64_t v_dims[3] = {tn, r, uint64_t(p.Tk * p.Tn)}, v_strides[3] = {0, tn * 2, r * tn * 2};
+  const uint32_t v_box[3] = {64, uint32_t(wgmma_rank_padding(p.rank)), 1};
+  return encode_tensor_map_16bit(&m->a, A, 2, a_dims, a_strides, a_box, 128) &&
+         encode_tensor_map_16bit(&m->u, U, 3, u_dims, u_strides, u_box, 128) &&
+         encode_tensor_map_16bit(&m->u_last, U_last, 3, u_last_dims, u_strides, u_box, 128) &&
+         encode_tensor_map_16bit(&m->v, V, 3, v_dims, v_strides, v_box, 128);
+}
+
 }  // namespace tsvd
 
 size_t tsvd_matmul_workspace_bytes_ex(const TsvdProblem& p, DType dtype, const tsvd::TsvdOptions& opt) {
@@ -452,6 +477,11 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
   if (plan.path == Path::kDecode) {
     const cudaError_t err = launch_decode_path(p, dtype, A, U, V, bias, Y, dev.sms, opt, plan.pdl, stream);
     if (err != cudaErrorNotSupported) return err;
+    plan = fused_fallback_plan(p, dtype, dev.sms, opt);  // the driver declined a tensor map
+    plan.pdl = dev.cc_major >= 9;
+  }
+  WgmmaMaps maps;
+  if (plan.path == Path::kWgmma && !encode_wgmma_maps(p, A, U, V, &maps)) {
     plan = fused_fallback_plan(p, dtype, dev.sms, opt);  // the driver declined a tensor map
     plan.pdl = dev.cc_major >= 9;
   }
@@ -524,7 +554,8 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
     return cudaErrorInvalidValue;
   } else if (plan.path == Path::kWgmma) {
     a.counters = nullptr;  // its splits are always added up by the finalize kernel
-    err = dtype == DType::kFloat16 ? launch_wgmma_fp16(a, stream, plan.pdl) : launch_wgmma_bf16(a, stream, plan.pdl);
+    err = dtype == DType::kFloat16 ? launch_wgmma_fp16(maps, a, stream, plan.pdl)
+                                   : launch_wgmma_bf16(maps, a, stream, plan.pdl);
   } else {
     err = dtype == DType::kFloat16 ? launch_tc_fp16(plan, a, stream) : launch_tc_bf16(plan, a, stream);
   }

@@ -9,8 +9,8 @@ namespace ortops::cuda::tsvd {
 cudaError_t launch_tc_bf16(const Plan& plan, const Args& a, cudaStream_t stream) {
   return launch_tc<__nv_bfloat16>(plan, a, stream);
 }
-cudaError_t launch_wgmma_bf16(const Args& a, cudaStream_t stream, bool pdl) {
-  return launch_wgmma<__nv_bfloat16>(a, stream, pdl);
+cudaError_t launch_wgmma_bf16(const WgmmaMaps& maps, const Args& a, cudaStream_t stream, bool pdl) {
+  return launch_wgmma<__nv_bfloat16>(maps, a, stream, pdl);
 }
 cudaError_t launch_decode_bf16(const DecodePlan& plan, const DecodeArgs& a, const CUtensorMap& mapA,
                                const CUtensorMap& mapU, const CUtensorMap& mapV, int used_cols, bool pdl,

@@ -14,8 +14,8 @@ namespace ortops::cuda::tsvd {
 cudaError_t launch_tc_fp16(const Plan& plan, const Args& a, cudaStream_t stream) {
   return launch_tc<__half>(plan, a, stream);
 }
-cudaError_t launch_wgmma_fp16(const Args& a, cudaStream_t stream, bool pdl) {
-  return launch_wgmma<__half>(a, stream, pdl);
+cudaError_t launch_wgmma_fp16(const WgmmaMaps& maps, const Args& a, cudaStream_t stream, bool pdl) {
+  return launch_wgmma<__half>(maps, a, stream, pdl);
 }
 cudaError_t launch_decode_fp16(const DecodePlan& plan, const DecodeArgs& a, const CUtensorMap& mapA,
                                const CUtensorMap& mapU, const CUtensorMap& mapV, int used_cols, bool pdl,

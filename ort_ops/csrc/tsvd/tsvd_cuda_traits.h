@@ -97,22 +97,41 @@ struct GemmCfgT {
 using GemmCfg = GemmCfgT<32, 4>;     // rows and column blocks of both (they share kBM, kBN)
 using GemmCfgK64 = GemmCfgT<64, 3>;
 
-// Fused Hopper kernel for large M (tsvd_cuda_wgmma.cuh, sm_90a): 2 warpgroups x 64 rows, 256
-// output columns = kNJ tiles of kTN, rank padded to kR; ring slots of one k chunk of 64 hold
-// A [128][64], U_j [64][64] (first kR columns used) and, on a tile row's last chunk, V_j [kR][kTN],
-// all in 128-byte-swizzled atoms (1024-byte aligned). Registers per thread: Y 128 fp32, Z
-// kNJ * kR / 2, so one CTA per SM. (One warpgroup per CTA, two CTAs per SM, measured 2-7% slower.)
+// Fused Hopper kernel for large M (tsvd_cuda_wgmma.cuh, sm_90a): a producer warpgroup (one thread
+// issues TMA loads) and 2 consumer warpgroups x 64 rows, 256 output columns = kNJ tiles of kTN,
+// rank padded to kR. Ring slots of one k chunk of 64 hold A [128][64] and U_j [64][64] (first kR
+// columns used); V_j [kR][kTN] has its own ring of kVSlots slots, one per tile row. All in
+// 128-byte-swizzled atoms (1024-byte aligned). Consumer registers: Y 128 fp32, Z kNJ * kR / 2, so
+// one CTA per SM, with setmaxnreg moving the producer's registers to the consumers.
 template <int TN, int R>
 struct WgmmaCfg {
-  static constexpr int kTN = TN, kR = R, kNJ = 256 / TN, kBM = 128, kThreads = 256;
+  static constexpr int kTN = TN, kR = R, kNJ = 256 / TN, kBM = 128, kThreads = 384;
+  static constexpr int kProducerRegs = 40, kConsumerRegs = 232;  // 128 x 40 + 256 x 232 <= 65536
   static constexpr int kABytes = kBM * 64 * 2, kUBytes = 64 * 64 * 2, kVAtomBytes = R * 64 * 2;
-  static constexpr int kUOffset = kABytes, kVOffset = kUOffset + kNJ * kUBytes;
-  static constexpr int kStageBytes = kVOffset + kNJ * (TN / 64) * kVAtomBytes;
-  static constexpr int kStages = (200 * 1024) / kStageBytes > 4 ? 4 : (200 * 1024) / kStageBytes;
-  static constexpr size_t kSmemBytes = size_t(kStages) * kStageBytes + 1024;  // + alignment slack
+  static constexpr int kSlotBytes = kABytes + kNJ * kUBytes;
+  static constexpr int kVSlots = 2, kVSlotBytes = kNJ * (TN / 64) * kVAtomBytes;
+  static constexpr int kBudget = 227 * 1024 - 1024 - 256;  // alignment slack, static barriers
+  static constexpr int kStages = (kBudget - kVSlots * kVSlotBytes) / kSlotBytes > 8
+                                     ? 8
+                                     : (kBudget - kVSlots * kVSlotBytes) / kSlotBytes;
+  static constexpr size_t kSmemBytes = size_t(kStages) * kSlotBytes + size_t(kVSlots) * kVSlotBytes + 1024;
   static_assert(TN == 128 || TN == 256, "tiles of 128 or 256 columns");
   static_assert(R == 16 || R == 32 || R == 64, "rank padded to 16, 32 or 64");
-  static_assert(kStages >= 2 && kSmemBytes <= 227 * 1024, "ring of at least 2 within Hopper's shared memory");
+  static_assert(kStages >= 3, "a ring of at least 3 k chunks within Hopper's shared memory");
+  static_assert(kProducerRegs * 128 + kConsumerRegs * 256 <= 65536, "register file");
+};
+
+// Rank as the fused Hopper kernel pads it: the N of its stage-1 products (m64n16 / n32 / n64).
+constexpr int wgmma_rank_padding(int64_t r) { return r <= 16 ? 16 : r <= 32 ? 32 : 64; }
+
+// The fused Hopper kernel's tensor maps (encoded per call on the host, tsvd_cuda.cu):
+//   a       A [M][K], box 64 k x 128 rows (rows past M and columns past K load as zero)
+//   u       U as [tiles][tk][r], box 64 (rank, zero past r) x 64 k rows (zero past tk) x 1 tile
+//   u_last  the last tile row's U as [tiles of the row][k_last][r]: its rows past K load as zero
+//           (the contract ignores them, so they may hold Inf/NaN against A's zero columns)
+//   v       V as [tiles][r][tn], box 64 columns x kR rows (zero past r: the rank padding) x 1 tile
+struct alignas(64) WgmmaMaps {
+  CUtensorMap a, u, u_last, v;
 };
 
 // Decode kernel for M <= 16 on sm_90 (tsvd_cuda_decode.cuh): a TMA producer warp streams whole
@@ -275,13 +294,15 @@ constexpr int64_t kTCapBytes = int64_t(128) << 20;
 // k 32 x 4 in every measured row.
 constexpr int kGemmCfg = 1;
 
-// Fused Hopper kernel (Path::kWgmma) from this M on, where it applies (wgmma_fits), except for
-// compression above 4 on wide layers below kWgmmaHighCMinM rows (wgmma_preferred). From the H200 A/B
-// in docs/tsvd_cuda.md ("Fifth session", run 17): with its tile-row splits it was 1.35-3x faster
-// than the previous default at M = 128 and 256, and 1.0-1.5x at c = 8 from M = 1024; the two-stage
-// path stayed 4-18% faster at c = 8 on 4096 x 14336 for M = 128 and 256.
+// Fused Hopper kernel (Path::kWgmma) from this M on, where it applies (wgmma_fits), except rank
+// <= 8 between the two-stage path's threshold and kWgmmaRank8MinM(Wide) rows (wgmma_preferred).
+// From the H200 A/B of the TMA version in docs/tsvd_cuda.md ("Seventh session"): at r = 8 (tile
+// 128, c = 8) the two-stage path was 15% faster at 4096^2, M = 1024 and 10% at 4096 x 14336, M = 256,
+// the Hopper kernel 1.26-1.5x faster at M = 8192 (both widths) and at 4096 x 14336, M = 1024; at
+// tile 256, c = 8 (r = 16) the Hopper kernel won every measured row (M 256-8192).
 constexpr int64_t kWgmmaMinM = 128;
-constexpr int64_t kWgmmaHighCMinM = 1024;
+constexpr int64_t kWgmmaRank8MinM = 4096;
+constexpr int64_t kWgmmaRank8MinMWide = 1024;
 // Cap on the Hopper kernel's fp32 split partials, written and read back (about the L2 size).
 constexpr int64_t kWgmmaPartialBytes = int64_t(64) << 20;
 
@@ -303,8 +324,8 @@ bool wgmma_preferred(const TsvdProblem& p);
 // Per-dtype launchers of the tensor-core kernel (tsvd_cuda_fp16.cu / tsvd_cuda_bf16.cu).
 cudaError_t launch_tc_fp16(const Plan& plan, const Args& a, cudaStream_t stream);
 cudaError_t launch_tc_bf16(const Plan& plan, const Args& a, cudaStream_t stream);
-cudaError_t launch_wgmma_fp16(const Args& a, cudaStream_t stream, bool pdl);
-cudaError_t launch_wgmma_bf16(const Args& a, cudaStream_t stream, bool pdl);
+cudaError_t launch_wgmma_fp16(const WgmmaMaps& maps, const Args& a, cudaStream_t stream, bool pdl);
+cudaError_t launch_wgmma_bf16(const WgmmaMaps& maps, const Args& a, cudaStream_t stream, bool pdl);
 cudaError_t launch_decode_fp16(const DecodePlan& plan, const DecodeArgs& a, const CUtensorMap& mapA,
                                const CUtensorMap& mapU, const CUtensorMap& mapV, int used_cols, bool pdl,
                                cudaStream_t stream);
