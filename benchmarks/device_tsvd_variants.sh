@@ -3,7 +3,8 @@
 # (.device/shims/libtsvd_shim.so) and every experiment build in .device/tsvd_var/*.so, each timed by
 # benchmarks/gpu_tsvd.py (CUDA graphs, fp16, cuBLAS in the same process), then Nsight Compute's
 # issue-stall reasons and pipe/memory utilisation of the fused Hopper kernel on NCU_CASES.
-# Carry .device/shims and .device/tsvd_var. BENCH_MS / BENCH_SHAPES set the grid. Logs in $OUT.
+# Carry .device/shims and .device/tsvd_var. BENCH_MS / BENCH_SHAPES set the grid; NCU_CASES=none skips
+# the profile. Logs in $OUT.
 set -u
 export PYTHONPATH=$PWD:$PWD/tests/gpu:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 out=${OUT:-/tmp/out}; mkdir -p "$out"
@@ -16,6 +17,7 @@ for so in .device/shims/libtsvd_shim.so .device/tsvd_var/*.so; do
   echo "== $name rc=$?"
   grep -E "^K" "$out/bench_$name.log" | sed -E 's/ *\| *lowrank[^|]*\|/ |/; s/ \(target[^)]*\)//; s/ err [0-9.e+-]+//g' | cut -c1-110
 done
+[ "${NCU_CASES:-}" = none ] && exit 0
 M=smsp__inst_executed.sum,smsp__cycles_active.avg,sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active
 M=$M,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum,smsp__inst_executed_op_shared_ld.sum,lts__throughput.avg.pct_of_peak_sustained_elapsed
 M=$M,l1tex__throughput.avg.pct_of_peak_sustained_active,dram__throughput.avg.pct_of_peak_sustained_elapsed

@@ -130,7 +130,7 @@ constexpr int wgmma_rank_padding(int64_t r) { return r <= 16 ? 16 : r <= 32 ? 32
 //   u_last  the last tile row's U as [tiles of the row][k_last][r]: its rows past K load as zero
 //           (the contract ignores them, so they may hold Inf/NaN against A's zero columns)
 //   v       V as [tiles][r][tn], box 64 columns x kR rows (zero past r: the rank padding) x 1 tile
-struct alignas(64) WgmmaMaps {
+struct WgmmaMaps {
   CUtensorMap a, u, u_last, v;
 };
 
