@@ -42,6 +42,17 @@ __device__ __forceinline__ uint64_t sw128_desc(uint32_t addr) {
          (static_cast<uint64_t>(1024 >> 4) << 32) | (static_cast<uint64_t>(1) << 62);
 }
 
+// Descriptor of an MN-major operand tile whose rows (along K) are exactly one swizzle span of
+// kSpan = 32 / 64 / 128 bytes (N = kSpan / 2 elements, the whole operand width), 8-row groups
+// kSpan * 8 bytes apart, base aligned to that group size. kSpan = 128 is sw128_desc.
+template <int kSpan>
+__device__ __forceinline__ uint64_t mn_span_desc(uint32_t addr) {
+  static_assert(kSpan == 32 || kSpan == 64 || kSpan == 128, "swizzle spans");
+  constexpr uint64_t kLayout = kSpan == 128 ? 1 : kSpan == 64 ? 2 : 3;
+  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(1) << 16) |
+         (static_cast<uint64_t>(kSpan * 8 >> 4) << 32) | (kLayout << 62);
+}
+
 // Register writes before a wgmma that reads or accumulates into them must be fenced.
 __device__ __forceinline__ void fence() { ORTOPS_WGMMA_ASM("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void commit() { ORTOPS_WGMMA_ASM("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }

@@ -431,13 +431,14 @@ static bool encode_wgmma_maps(const TsvdProblem& p, const void* A, const void* U
   const uint32_t a_box[2] = {64, 128};
   const uint64_t u_dims[3] = {r, tk, u_tiles}, u_last_dims[3] = {r, k_last, row_tiles};
   const uint64_t u_strides[3] = {0, r * 2, tk * r * 2};
-  const uint32_t u_box[3] = {64, 64, 1};
+  const int kr = wgmma_rank_padding(p.rank);  // U rows of kr elements: one swizzle span each
+  const uint32_t u_box[3] = {uint32_t(kr), 64, 1};
   const void* U_last = static_cast<const char*>(U) + (p.shared_u ? 0 : last * uint64_t(p.Tn) * tk * r * 2);
   const uint64_t v_dims[3] = {tn, r, uint64_t(p.Tk * p.Tn)}, v_strides[3] = {0, tn * 2, r * tn * 2};
   const uint32_t v_box[3] = {64, uint32_t(wgmma_rank_padding(p.rank)), 1};
   return encode_tensor_map_16bit(&m->a, A, 2, a_dims, a_strides, a_box, 128) &&
-         encode_tensor_map_16bit(&m->u, U, 3, u_dims, u_strides, u_box, 128) &&
-         encode_tensor_map_16bit(&m->u_last, U_last, 3, u_last_dims, u_strides, u_box, 128) &&
+         encode_tensor_map_16bit(&m->u, U, 3, u_dims, u_strides, u_box, kr * 2) &&
+         encode_tensor_map_16bit(&m->u_last, U_last, 3, u_last_dims, u_strides, u_box, kr * 2) &&
          encode_tensor_map_16bit(&m->v, V, 3, v_dims, v_strides, v_box, 128);
 }
 

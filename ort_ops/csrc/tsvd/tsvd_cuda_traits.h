@@ -99,15 +99,15 @@ using GemmCfgK64 = GemmCfgT<64, 3>;
 
 // Fused Hopper kernel for large M (tsvd_cuda_wgmma.cuh, sm_90a): a producer warpgroup (one thread
 // issues TMA loads) and 2 consumer warpgroups x 64 rows, 256 output columns = kNJ tiles of kTN,
-// rank padded to kR. Ring slots of one k chunk of 64 hold A [128][64] and U_j [64][64] (first kR
-// columns used); V_j [kR][kTN] has its own ring of kVSlots slots, one per tile row. All in
-// 128-byte-swizzled atoms (1024-byte aligned). Consumer registers: Y 128 fp32, Z kNJ * kR / 2, so
+// rank padded to kR. Ring slots of one k chunk of 64 hold A [128][64] and U_j [64][kR]; V_j
+// [kR][kTN] has its own ring of kVSlots slots, one per tile row. A and V in 128-byte-swizzled
+// atoms, U in the swizzle of its kR * 2-byte rows (all 1024-byte aligned). Consumer registers: Y 128 fp32, Z kNJ * kR / 2, so
 // one CTA per SM, with setmaxnreg moving the producer's registers to the consumers.
 template <int TN, int R>
 struct WgmmaCfg {
   static constexpr int kTN = TN, kR = R, kNJ = 256 / TN, kBM = 128, kThreads = 384;
   static constexpr int kProducerRegs = 40, kConsumerRegs = 232;  // 128 x 40 + 256 x 232 <= 65536
-  static constexpr int kABytes = kBM * 64 * 2, kUBytes = 64 * 64 * 2, kVAtomBytes = R * 64 * 2;
+  static constexpr int kABytes = kBM * 64 * 2, kUBytes = 64 * R * 2, kVAtomBytes = R * 64 * 2;
   static constexpr int kSlotBytes = kABytes + kNJ * kUBytes;
   static constexpr int kVSlots = 2, kVSlotBytes = kNJ * (TN / 64) * kVAtomBytes;
   static constexpr int kBudget = 227 * 1024 - 1024 - 256;  // alignment slack, static barriers
@@ -126,7 +126,8 @@ constexpr int wgmma_rank_padding(int64_t r) { return r <= 16 ? 16 : r <= 32 ? 32
 
 // The fused Hopper kernel's tensor maps (encoded per call on the host, tsvd_cuda.cu):
 //   a       A [M][K], box 64 k x 128 rows (rows past M and columns past K load as zero)
-//   u       U as [tiles][tk][r], box 64 (rank, zero past r) x 64 k rows (zero past tk) x 1 tile
+//   u       U as [tiles][tk][r], box kR (rank, zero past r) x 64 k rows (zero past tk) x 1 tile,
+//           swizzle span kR * 2 bytes
 //   u_last  the last tile row's U as [tiles of the row][k_last][r]: its rows past K load as zero
 //           (the contract ignores them, so they may hold Inf/NaN against A's zero columns)
 //   v       V as [tiles][r][tn], box 64 columns x kR rows (zero past r: the rank padding) x 1 tile

@@ -18,7 +18,7 @@
 // Compute, docs/tsvd_cuda.md.)
 // Layouts are the 128-byte swizzle of common/cuda_wgmma.cuh, which TMA's 128-byte swizzle produces:
 //   A chunk  [128 rows][64 k]        K-major, one atom column; warpgroup w reads rows 64w..64w+63
-//   U_j      [64 k][64]              MN-major (rank contiguous); the first kR columns are read
+//   U_j      [64 k][kR]              MN-major (rank contiguous), rows of one kR * 2-byte swizzle span
 //   V_j, h   [kR rows][64 columns]   MN-major, h = 0 .. kTN / 64 - 1
 // Zero padding comes from the maps' bounds: ranks past r (U columns, V rows), A columns past K,
 // rows of A past M, U rows past tk (a k chunk that crosses into the next tile row brings A columns
@@ -135,7 +135,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const __grid
     // Operand descriptors of slot 0; a slot, k step, tile or V atom adds its byte offset / 16 to
     // the start-address field (shared addresses stay below its 256 KB range).
     const uint64_t desc_a0 = wgmma::sw128_desc(ring + cw * 8192);
-    const uint64_t desc_u0 = wgmma::sw128_desc(ring + C::kABytes);
+    const uint64_t desc_u0 = wgmma::mn_span_desc<kR * 2>(ring + C::kABytes);
     const uint64_t desc_v0 = wgmma::sw128_desc(vring);
 
     // Slots are released one step late: after the wgmma wait that leaves only this step's group
@@ -156,7 +156,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const __grid
 #pragma unroll
           for (int ks = 0; ks < 4; ++ks)
             wgmma::mma_m64nNk16_ss<T, kR, 1>(z[j], desc_a0 + slot + ks * 2,
-                                            desc_u0 + slot + (j * C::kUBytes + ks * 2048) / 16, c > 0 || ks > 0);
+                                            desc_u0 + slot + (j * C::kUBytes + ks * 16 * kR * 2) / 16, c > 0 || ks > 0);
         }
         wgmma::commit();
         if (c < nc - 1) {
