@@ -229,9 +229,8 @@ def test_tsvd_wgmma_misaligned_a_falls_back(dtype, rng):
 
 def test_tsvd_wgmma_default_policy():
     """By default the Hopper kernel runs where it was measured faster (docs/tsvd_cuda.md, seventh
-    session): shapes it fits, from M = 128, except rank 8 (padded to 16) where the two-stage path
-    runs (M >= 512, or >= 128 on wide layers) below M = 4096 (1024 on wide layers, N >= 8192);
-    shared V, fp32 and smaller M keep their paths."""
+    session, run 16): every shape it fits from M = 128 on, rank 8 included; shared V, fp32 and
+    smaller M keep their paths."""
     if not _on_sm90():
         pytest.skip("the Hopper kernel runs on compute capability 9.0 only")
     def q(dt, M, r, sv=0, tn=128, N=4096):
@@ -240,9 +239,8 @@ def test_tsvd_wgmma_default_policy():
     assert q("float16", 128, 32) == PATH_WGMMA and q("float16", 256, 32, tn=256, N=14336) == PATH_WGMMA
     assert q("float16", 64, 32) != PATH_WGMMA           # below the threshold
     assert q("float16", 128, 16, tn=256) == PATH_WGMMA and q("float16", 256, 16, tn=256, N=14336) == PATH_WGMMA
-    assert q("float16", 256, 8) == PATH_WGMMA           # r = 8 below the two-stage path's threshold
-    assert q("float16", 1024, 8) != PATH_WGMMA and q("float16", 8192, 8) == PATH_WGMMA
-    assert q("float16", 256, 8, N=14336) != PATH_WGMMA and q("float16", 1024, 8, N=14336) == PATH_WGMMA
+    assert q("float16", 256, 8) == PATH_WGMMA and q("float16", 1024, 8) == PATH_WGMMA  # rank 8, c = 8
+    assert q("float16", 128, 8, N=14336) == PATH_WGMMA and q("float16", 2048, 8, N=14336) == PATH_WGMMA
     assert q("float16", 1024, 32, sv=1) != PATH_WGMMA   # shared V
     assert q("float16", 1024, 40) == PATH_WGMMA and q("float16", 1024, 36) != PATH_WGMMA  # r % 8
     assert q("float32", 1024, 32) != PATH_WGMMA

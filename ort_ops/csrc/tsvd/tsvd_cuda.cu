@@ -250,14 +250,7 @@ bool wgmma_fits(const TsvdProblem& p, DType dtype) {
          p.rank % 8 == 0 && p.tk % 8 == 0 && p.K % 8 == 0 && (p.M + 63) / 64 <= 65535;
 }
 
-bool wgmma_preferred(const TsvdProblem& p) {
-  if (p.M < kWgmmaMinM) return false;
-  // Rank 8 pads to 16 in the Hopper kernel (stage 2 half zeros): the two-stage path, where it
-  // runs, stays faster up to a width-dependent M.
-  const int64_t two_stage_from = p.N >= kWideN ? kTwoStageMinMWide : kTwoStageMinM;
-  const int64_t rank8_from = p.N >= kWideN ? kWgmmaRank8MinMWide : kWgmmaRank8MinM;
-  return !(p.rank <= 8 && p.M >= two_stage_from && p.M < rank8_from);
-}
+bool wgmma_preferred(const TsvdProblem& p) { return p.M >= kWgmmaMinM; }
 
 // Geometry of the two-stage path (tsvd_cuda_gemm.cuh) without the pointers.
 TwoStageArgs two_stage_geometry(const TsvdProblem& p) {

@@ -295,15 +295,11 @@ constexpr int64_t kTCapBytes = int64_t(128) << 20;
 // k 32 x 4 in every measured row.
 constexpr int kGemmCfg = 1;
 
-// Fused Hopper kernel (Path::kWgmma) from this M on, where it applies (wgmma_fits), except rank
-// <= 8 between the two-stage path's threshold and kWgmmaRank8MinM(Wide) rows (wgmma_preferred).
-// From the H200 A/B of the TMA version in docs/tsvd_cuda.md ("Seventh session"): at r = 8 (tile
-// 128, c = 8) the two-stage path was 15% faster at 4096^2, M = 1024 and 10% at 4096 x 14336, M = 256,
-// the Hopper kernel 1.26-1.5x faster at M = 8192 (both widths) and at 4096 x 14336, M = 1024; at
-// tile 256, c = 8 (r = 16) the Hopper kernel won every measured row (M 256-8192).
+// Fused Hopper kernel (Path::kWgmma) from this M on, wherever it applies (wgmma_fits). From the
+// H200 runs of the TMA version with rank-wide U boxes (docs/tsvd_cuda.md, "Seventh session", run
+// 16): faster than the two-stage path in 47 of the 48 rows at M 128-2048 on 4096^2 and
+// 4096 x 14336, c 2-8, tiles 128 and 256 (the 48th equal), rank 8 included.
 constexpr int64_t kWgmmaMinM = 128;
-constexpr int64_t kWgmmaRank8MinM = 4096;
-constexpr int64_t kWgmmaRank8MinMWide = 1024;
 // Cap on the Hopper kernel's fp32 split partials, written and read back (about the L2 size).
 constexpr int64_t kWgmmaPartialBytes = int64_t(64) << 20;
 
