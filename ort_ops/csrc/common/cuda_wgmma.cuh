@@ -166,4 +166,37 @@ __device__ __forceinline__ void mma_m64nNk16_ss(float (&d)[N / 2], uint64_t desc
 #undef ORTOPS_WGMMA_SS
 }
 
+// d (64 x N, fp32) (+)= a (64 x 16, registers: the m16n8k16 A fragment of each warp) · b (16 x N,
+// smem descriptor), N = 16 or 32: TSVD's first stage when one A fragment feeds several tiles'
+// products (A read from shared memory once instead of once per product).
+template <typename T, int N, int kTransB>
+__device__ __forceinline__ void mma_m64nNk16_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_b,
+                                                int accumulate) {
+  static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "16-bit float types only");
+  static_assert(N == 16 || N == 32, "N: 16 or 32");
+  constexpr bool kHalf = std::is_same_v<T, __half>;
+#define ORTOPS_WGMMA_RS(SHAPE, TYPE, DLIST, ACC, P, A0, DB, TB)                                              \
+  ORTOPS_WGMMA_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, " P ", 0;\n"                                            \
+                   "wgmma.mma_async.sync.aligned." SHAPE ".f32." TYPE "." TYPE " " DLIST ", " A0 ", " DB ", p, 1, " \
+                   "1, " TB ";\n}\n"                                                                            \
+                   : ACC(d)                                                                                  \
+                   : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "n"(kTransB), "r"(accumulate))
+  if constexpr (N == 16) {
+    if constexpr (kHalf) {
+      ORTOPS_WGMMA_RS("m64n16k16", "f16", ORTOPS_WGMMA_D8, ORTOPS_WGMMA_ACC8, "%14", "{%8,%9,%10,%11}", "%12", "%13");
+    } else {
+      ORTOPS_WGMMA_RS("m64n16k16", "bf16", ORTOPS_WGMMA_D8, ORTOPS_WGMMA_ACC8, "%14", "{%8,%9,%10,%11}", "%12", "%13");
+    }
+  } else {
+    if constexpr (kHalf) {
+      ORTOPS_WGMMA_RS("m64n32k16", "f16", ORTOPS_WGMMA_D16, ORTOPS_WGMMA_ACC16, "%22", "{%16,%17,%18,%19}", "%20",
+                      "%21");
+    } else {
+      ORTOPS_WGMMA_RS("m64n32k16", "bf16", ORTOPS_WGMMA_D16, ORTOPS_WGMMA_ACC16, "%22", "{%16,%17,%18,%19}", "%20",
+                      "%21");
+    }
+  }
+#undef ORTOPS_WGMMA_RS
+}
+
 }  // namespace ortops::cuda::wgmma

@@ -137,6 +137,15 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const __grid
     const uint64_t desc_a0 = wgmma::sw128_desc(ring + cw * 8192);
     const uint64_t desc_u0 = wgmma::mn_span_desc<kR * 2>(ring + C::kABytes);
     const uint64_t desc_v0 = wgmma::sw128_desc(vring);
+    // Stage 1 with A in registers where two tiles share it (ldmatrix of this warp's 16 rows of the
+    // 128-byte-swizzled chunk: lane l reads row l % 16, 16-byte k chunk 2·ks + l / 16).
+    constexpr bool kRegisterA = kNJ == 2 && kR <= 32;
+    uint32_t af[4][4];
+    const int a_row = 64 * cw + 16 * warp_in_wg + (lane & 15);
+    const uint32_t a_frag0 = ring + uint32_t(a_row) * 128;
+    uint32_t a_frag_off[4];
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) a_frag_off[ks] = uint32_t(((2 * ks + (lane >> 4)) ^ (a_row & 7)) << 4);
 
     // Slots are released one step late: after the wgmma wait that leaves only this step's group
     // in flight, the previous step's k-chunk slot and the previous row's V slot are done.
@@ -149,14 +158,26 @@ __global__ void __launch_bounds__(C::kThreads, 1) tsvd_wgmma_kernel(const __grid
       for (int c = 0; c < nc; ++c) {
         tma::mbar_wait(full(b), round & 1);
         const uint64_t slot = uint64_t(b) * (C::kSlotBytes >> 4);
+        if constexpr (kRegisterA) {
+          // Two tiles share each A fragment: read A from shared memory once per chunk. The previous
+          // chunk's products still read the fragment registers until they complete.
+          wgmma::wait<0>();
+#pragma unroll
+          for (int ks = 0; ks < 4; ++ks) ldsm_x4(af[ks], a_frag0 + b * C::kSlotBytes + a_frag_off[ks]);
+        }
         wgmma::fence();
 #pragma unroll
         for (int j = 0; j < kNJ; ++j) {
           if (j >= nj_u) break;
 #pragma unroll
-          for (int ks = 0; ks < 4; ++ks)
-            wgmma::mma_m64nNk16_ss<T, kR, 1>(z[j], desc_a0 + slot + ks * 2,
-                                            desc_u0 + slot + (j * C::kUBytes + ks * 16 * kR * 2) / 16, c > 0 || ks > 0);
+          for (int ks = 0; ks < 4; ++ks) {
+            const uint64_t desc_u = desc_u0 + slot + (j * C::kUBytes + ks * 16 * kR * 2) / 16;
+            if constexpr (kRegisterA) {
+              wgmma::mma_m64nNk16_rs<T, kR, 1>(z[j], af[ks], desc_u, c > 0 || ks > 0);
+            } else {
+              wgmma::mma_m64nNk16_ss<T, kR, 1>(z[j], desc_a0 + slot + ks * 2, desc_u, c > 0 || ks > 0);
+            }
+          }
         }
         wgmma::commit();
         if (c < nc - 1) {
