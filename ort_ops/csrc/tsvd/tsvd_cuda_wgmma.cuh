@@ -2,21 +2,24 @@
 // types, included once per dtype (tsvd_cuda_fp16.cu, tsvd_cuda_bf16.cu) after tsvd_cuda_tc.cuh.
 //
 // The product has the shape of attention without the softmax: for every tile row i,
-//   Z_ij = A_i · U_ij        (stage 1: BM x tk by tk x r, both operands from shared memory)
+//   Z_ij = A_i · U_ij        (stage 1: BM x tk by tk x r; A from shared memory, or from registers
+//                             where two 128-column tiles share it; U from shared memory)
 //   Y_j += Z_ij · V_ij       (stage 2: Z from registers, rounded to the input type, as the A operand)
 // so Z never leaves the registers and the intermediate of the two-stage path (4x |A| at c = 4,
 // tile 128) is gone. A CTA owns 128 rows (two consumer warpgroups of 64) and 256 output columns
 // (kNJ tiles of kTN), so each A chunk it loads feeds kNJ tiles' products.
 //
-// Warp-specialised: one thread of the producer warpgroup issues TMA box loads (maps: WgmmaMaps,
-// tsvd_cuda_traits.h) into a ring of k-chunk slots (A [128][64] + U_j [64][64]) and a ring of V
-// slots (V_j [kR][kTN], one per tile row), each slot with a "full" mbarrier (bytes landed) and an
-// "empty" one (every consumer warp is done with it). The consumers never compute a copy address
+// Warp-specialised: two threads of the producer warpgroup issue TMA box loads (maps: WgmmaMaps,
+// tsvd_cuda_traits.h), one into a ring of k-chunk slots (A [128][64] + U_j [64][kR]), one into a
+// ring of V slots (V_j [kR][kTN], one per tile row); each slot has a "full" mbarrier (bytes
+// landed) and an "empty" one (every consumer warp is done with it). The consumers never compute a copy address
 // and never meet at a CTA-wide barrier, so the loads run ahead by the whole ring. (The previous,
 // cp.async version issued ~190 instructions per warp per k step in copies and met at a
 // __syncthreads per step: issue 32% busy with 65% of cycles without an eligible warp, Nsight
 // Compute, docs/tsvd_cuda.md.)
-// Layouts are the 128-byte swizzle of common/cuda_wgmma.cuh, which TMA's 128-byte swizzle produces:
+// Layouts are the swizzles of common/cuda_wgmma.cuh, which TMA's swizzle modes produce (128-byte
+// for A and V; U's rows are one swizzle span of kR * 2 bytes, so no zero-filled columns are
+// written: measured 9-28% faster than 64-wide U boxes where r < 64, docs/tsvd_cuda.md):
 //   A chunk  [128 rows][64 k]        K-major, one atom column; warpgroup w reads rows 64w..64w+63
 //   U_j      [64 k][kR]              MN-major (rank contiguous), rows of one kR * 2-byte swizzle span
 //   V_j, h   [kR rows][64 columns]   MN-major, h = 0 .. kTN / 64 - 1
