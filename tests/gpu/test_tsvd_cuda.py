@@ -229,15 +229,17 @@ def test_tsvd_wgmma_misaligned_a_falls_back(dtype, rng):
 
 def test_tsvd_wgmma_default_policy():
     """By default the Hopper kernel runs where it was measured faster (docs/tsvd_cuda.md, seventh
-    session, run 16): every shape it fits from M = 128 on, rank 8 included; shared V, fp32 and
-    smaller M keep their paths."""
+    session, runs 16 and 24): every shape it fits from M = 128 on, rank 8 included, and from M = 17
+    on for weights of 4096 x 4096 elements or more; shared V, fp32 and smaller M keep their paths."""
     if not _on_sm90():
         pytest.skip("the Hopper kernel runs on compute capability 9.0 only")
     def q(dt, M, r, sv=0, tn=128, N=4096):
         return lib().ortops_test_tsvd_path(DTYPES[dt][0], M, 4096, N, 32, N // tn, 128, tn, r, 0, sv, 0)
     assert q("float16", 1024, 16) == PATH_WGMMA and q("bfloat16", 8192, 64, tn=256) == PATH_WGMMA
     assert q("float16", 128, 32) == PATH_WGMMA and q("float16", 256, 32, tn=256, N=14336) == PATH_WGMMA
-    assert q("float16", 64, 32) != PATH_WGMMA           # below the threshold
+    assert q("float16", 64, 32, N=768) != PATH_WGMMA and q("float16", 127, 16, N=768) != PATH_WGMMA  # small weight
+    assert q("float16", 64, 32) == PATH_WGMMA and q("float16", 17, 16, N=14336) == PATH_WGMMA  # large weight
+    assert q("float16", 16, 32) != PATH_WGMMA           # the decode kernel's range
     assert q("float16", 128, 16, tn=256) == PATH_WGMMA and q("float16", 256, 16, tn=256, N=14336) == PATH_WGMMA
     assert q("float16", 256, 8) == PATH_WGMMA and q("float16", 1024, 8) == PATH_WGMMA  # rank 8, c = 8
     assert q("float16", 128, 8, N=14336) == PATH_WGMMA and q("float16", 2048, 8, N=14336) == PATH_WGMMA

@@ -250,7 +250,9 @@ bool wgmma_fits(const TsvdProblem& p, DType dtype) {
          p.rank % 8 == 0 && p.tk % 8 == 0 && p.K % 8 == 0 && (p.M + 63) / 64 <= 65535;
 }
 
-bool wgmma_preferred(const TsvdProblem& p) { return p.M >= kWgmmaMinM; }
+bool wgmma_preferred(const TsvdProblem& p) {
+  return p.M >= kWgmmaMinM || (p.M >= kWgmmaMinMLargeWeight && p.K * p.N >= kWgmmaLargeWeight);
+}
 
 // Geometry of the two-stage path (tsvd_cuda_gemm.cuh) without the pointers.
 TwoStageArgs two_stage_geometry(const TsvdProblem& p) {

@@ -295,11 +295,16 @@ constexpr int64_t kTCapBytes = int64_t(128) << 20;
 // k 32 x 4 in every measured row.
 constexpr int kGemmCfg = 1;
 
-// Fused Hopper kernel (Path::kWgmma) from this M on, wherever it applies (wgmma_fits). From the
-// H200 runs of the TMA version with rank-wide U boxes (docs/tsvd_cuda.md, "Seventh session", run
-// 16): faster than the two-stage path in 47 of the 48 rows at M 128-2048 on 4096^2 and
-// 4096 x 14336, c 2-8, tiles 128 and 256 (the 48th equal), rank 8 included.
+// Fused Hopper kernel (Path::kWgmma) from this M on, wherever it applies (wgmma_fits), and from
+// kWgmmaMinMLargeWeight rows on for weights of kWgmmaLargeWeight elements or more. From the H200
+// runs of the TMA version with rank-wide U boxes (docs/tsvd_cuda.md, "Seventh session"): faster
+// than the two-stage path in 47 of the 48 rows at M 128-2048 on 4096^2 and 4096 x 14336, c 2-8,
+// tiles 128 and 256 (the 48th equal), rank 8 included (run 16); at M 17-96 faster than the fused
+// mma.sync kernel in every 4096 x 14336 row (1.5-3.7x) and 4096^2 from M = 64 (1.1-2.4x; within
+// -10% / +15% at M 17-32), slower at M <= 64 on 768 x 3072 (run 24).
 constexpr int64_t kWgmmaMinM = 128;
+constexpr int64_t kWgmmaMinMLargeWeight = 17;  // above the decode kernel's M <= 16
+constexpr int64_t kWgmmaLargeWeight = int64_t(4096) * 4096;
 // Cap on the Hopper kernel's fp32 split partials, written and read back (about the L2 size).
 constexpr int64_t kWgmmaPartialBytes = int64_t(64) << 20;
 
