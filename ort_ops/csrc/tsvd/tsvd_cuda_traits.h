@@ -97,12 +97,13 @@ struct GemmCfgT {
 using GemmCfg = GemmCfgT<32, 4>;     // rows and column blocks of both (they share kBM, kBN)
 using GemmCfgK64 = GemmCfgT<64, 3>;
 
-// Fused Hopper kernel for large M (tsvd_cuda_wgmma.cuh, sm_90a): a producer warpgroup (one thread
-// issues TMA loads) and 2 consumer warpgroups x 64 rows, 256 output columns = kNJ tiles of kTN,
+// Fused Hopper kernel for M > 16 (tsvd_cuda_wgmma.cuh, sm_90a): a producer warpgroup (two threads
+// issue TMA loads) and 2 consumer warpgroups x 64 rows, 256 output columns = kNJ tiles of kTN,
 // rank padded to kR. Ring slots of one k chunk of 64 hold A [128][64] and U_j [64][kR]; V_j
 // [kR][kTN] has its own ring of kVSlots slots, one per tile row. A and V in 128-byte-swizzled
-// atoms, U in the swizzle of its kR * 2-byte rows (all 1024-byte aligned). Consumer registers: Y 128 fp32, Z kNJ * kR / 2, so
-// one CTA per SM, with setmaxnreg moving the producer's registers to the consumers.
+// atoms, U in the swizzle of its kR * 2-byte rows (all 1024-byte aligned). Consumer registers:
+// Y 128 fp32, Z kNJ * kR / 2, so one CTA per SM, with setmaxnreg moving the producer's registers
+// to the consumers.
 template <int TN, int R>
 struct WgmmaCfg {
   static constexpr int kTN = TN, kR = R, kNJ = 256 / TN, kBM = 128, kThreads = 384;
