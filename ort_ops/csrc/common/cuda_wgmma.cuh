@@ -31,20 +31,10 @@ constexpr bool kHasWgmma = false;
 // Element offset of (row r, 16-byte chunk c) in such a tile:
 __host__ __device__ constexpr int sw128_offset(int r, int c) { return r * 64 + ((c ^ (r & 7)) << 3); }
 
-// Descriptor of a 128-byte-swizzled operand tile at smem byte address `addr` (1024-aligned for
-// the tile, plus any k offset inside a row). Fields (PTX ISA, "matrix descriptor"): start
-// address >> 4 (bits 0-13), leading byte offset >> 4 (16-29), stride byte offset >> 4 (32-45),
-// swizzle mode (62-63, 1 = 128 B). Stride = 1024 bytes between 8-row groups: between groups of
-// 8 rows along N for a K-major operand, between groups of 8 along K for an MN-major one. The
-// leading offset is unused when one swizzle atom spans the operand's 64-element width.
-__device__ __forceinline__ uint64_t sw128_desc(uint32_t addr) {
-  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(1) << 16) |
-         (static_cast<uint64_t>(1024 >> 4) << 32) | (static_cast<uint64_t>(1) << 62);
-}
-
-// Descriptor of an MN-major operand tile whose rows (along K) are exactly one swizzle span of
-// kSpan = 32 / 64 / 128 bytes (N = kSpan / 2 elements, the whole operand width), 8-row groups
-// kSpan * 8 bytes apart, base aligned to that group size. kSpan = 128 is sw128_desc.
+// Descriptor of an operand tile whose rows are one swizzle span of kSpan = 32 / 64 / 128 bytes,
+// 8-row groups kSpan * 8 bytes apart, base aligned to that group size: an MN-major operand whose
+// N (kSpan / 2 elements) is one span, as TSVD's U with its rank-wide rows; at kSpan = 128 also
+// the K-major tiles (sw128_desc below).
 template <int kSpan>
 __device__ __forceinline__ uint64_t mn_span_desc(uint32_t addr) {
   static_assert(kSpan == 32 || kSpan == 64 || kSpan == 128, "swizzle spans");
@@ -52,6 +42,14 @@ __device__ __forceinline__ uint64_t mn_span_desc(uint32_t addr) {
   return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(1) << 16) |
          (static_cast<uint64_t>(kSpan * 8 >> 4) << 32) | (kLayout << 62);
 }
+
+// Descriptor of a 128-byte-swizzled operand tile at smem byte address `addr` (1024-aligned for
+// the tile, plus any k offset inside a row). Fields (PTX ISA, "matrix descriptor"): start
+// address >> 4 (bits 0-13), leading byte offset >> 4 (16-29), stride byte offset >> 4 (32-45),
+// swizzle mode (62-63, 1 = 128 B). Stride = 1024 bytes between 8-row groups: between groups of
+// 8 rows along N for a K-major operand, between groups of 8 along K for an MN-major one. The
+// leading offset is unused when one swizzle atom spans the operand's 64-element width.
+__device__ __forceinline__ uint64_t sw128_desc(uint32_t addr) { return mn_span_desc<128>(addr); }
 
 // Register writes before a wgmma that reads or accumulates into them must be fenced.
 __device__ __forceinline__ void fence() { ORTOPS_WGMMA_ASM("wgmma.fence.sync.aligned;\n" ::: "memory"); }
