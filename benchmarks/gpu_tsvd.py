@@ -76,6 +76,12 @@ SMALL_VARIANTS = [("in_kernel", 0, -1, -1, -1, 3, -1, 1, 1, 256)]
 HOPPER_VARIANTS = [("wgmma", 3, -1, -1, -1, 3, -1, -1, 1, 1 << 30),
                    ("two", 2, -1, -1, -1, 3, -1, -1, 128, 1 << 30),
                    ("fused_sync", 1, -1, -1, -1, 3, -1, -1, 128, 1 << 30)]
+# --variants hopper2: the two-stage Hopper GEMMs (path 5) with T caps of 128 MB (default), 32 MB and
+# 8 MB (row chunks whose T stays in L2) against the fused Hopper kernel (path 3), in one run.
+HOPPER2_VARIANTS = [("wgmma", 3, -1, -1, -1, 3, -1, -1, 1, 1 << 30),
+                    ("gemm2", 5, -1, -1, -1, 3, -1, -1, 1, 1 << 30),
+                    ("gemm2_32M", 5, 32 << 20, -1, -1, 3, -1, -1, 1024, 1 << 30),
+                    ("gemm2_8M", 5, 8 << 20, -1, -1, 3, -1, -1, 1024, 1 << 30)]
 
 # --variants decode: the fused mma.sync kernel (path 1, the default at M <= 16 before the decode
 # kernel) beside the default (the decode kernel where it fits), in one run.
@@ -111,7 +117,7 @@ def main():
     ap.add_argument("--ab-shim", default=None,
                     help="a second launcher build, timed row by row beside --shim as variant 'base' (A/B in one run)")
     ap.add_argument("--large", action="store_true", help="large-M grid, fused vs two-stage variants")
-    ap.add_argument("--variants", choices=["none", "large", "small", "hopper", "decode", "decode_sweep"], default=None,
+    ap.add_argument("--variants", choices=["none", "large", "small", "hopper", "hopper2", "decode", "decode_sweep"], default=None,
                     help="variants timed beside the default (default: large with --large, else none)")
     ap.add_argument("--ms", default=None, help="comma-separated M values (default: the issue's grid)")
     ap.add_argument("--shapes", default=None, help="comma-separated KxN (default: the issue's four)")
@@ -123,7 +129,7 @@ def main():
         shapes = [tuple(int(v) for v in x.split("x")) for x in args.shapes.split(",")]
     combos = LARGE if args.large else [(K, N, M) for K, N in shapes for M in ms]
     vsel = args.variants or ("large" if args.large else "none")
-    variant_list = {"none": [], "large": VARIANTS, "small": SMALL_VARIANTS, "hopper": HOPPER_VARIANTS,
+    variant_list = {"none": [], "large": VARIANTS, "small": SMALL_VARIANTS, "hopper": HOPPER_VARIANTS, "hopper2": HOPPER2_VARIANTS,
                     "decode": DECODE_VARIANTS, "decode_sweep": DECODE_SWEEP}[vsel]
     lib = load_shim(args.shim)
     lib_base = load_shim(args.ab_shim) if args.ab_shim else None

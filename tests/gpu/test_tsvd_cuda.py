@@ -61,7 +61,8 @@ def run_tsvd(A, U, V, bias, Y, K, N, Tk, Tn, tk, tn, r, su, sv, code, path=None,
              stages=0):
     """path None: the public launcher; 1 fused kernel, 2 two-stage (cap: T workspace bytes, cfg: ring),
     3 the fused Hopper kernel where it runs and fits (else the fused kernel), 4 the decode kernel
-    likewise (splits: CTAs per cluster, stages: ring slots; 0 = the launcher's choice)."""
+    likewise (splits: CTAs per cluster, stages: ring slots; 0 = the launcher's choice), 5 the
+    two-stage Hopper GEMMs likewise (cap: T workspace bytes)."""
     M = A.numel() // K
     ptr = lambda t: ctypes.c_void_p(t.data_ptr()) if t is not None else None  # noqa: E731
     stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
@@ -248,6 +249,57 @@ def test_tsvd_wgmma_default_policy():
     assert q("float32", 1024, 32) != PATH_WGMMA
 
 
+# ---- the two-stage Hopper GEMMs (sm_90a; path 5 forces them, launcher path 7) ----
+# (K, N, tk, tn, r, bias): per-tile U and V (a shared factor keeps the fused kernels). The fused
+# Hopper kernel's shapes without shared U, plus rows of many tiles whose stage-1 column blocks
+# (256 / kR tiles each) end part-way (N 4352: 34 tiles of kR 16; N 2304, tn 256: 9 tiles of kR 32),
+# a tile-row count that leaves stage 2's last k chunk half empty (K 600, tk 200, kR 32: 3 x 32 rows).
+WGMMA_GEMM_SHAPES = [(K, N, tk, tn, r, b) for K, N, tk, tn, r, su, b in WGMMA_SHAPES if not su] + [
+    (2048, 4352, 128, 128, 16, True),
+    (320, 2304, 64, 256, 24, False),
+    (600, 520, 200, 256, 32, True),
+]
+PATH_WGMMA_GEMM = 7  # tsvd::Path::kWgmmaGemm
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("lead", WGMMA_MS, ids=lambda m: "M" + "x".join(map(str, m)))
+@pytest.mark.parametrize("shape", WGMMA_GEMM_SHAPES, ids=lambda s: "K{}N{}t{}x{}r{}{}".format(
+    *s[:5], "_bias" if s[5] else ""))
+def test_tsvd_wgmma_gemm_matches_float64(shape, lead, dtype, rng):
+    K, N, tk, tn, r, with_bias = shape
+    M = int(np.prod(lead))
+    path = lib().ortops_test_tsvd_path(DTYPES[dtype][0], M, K, N, -(-K // tk), -(-N // tn), tk, tn, r, 0, 0, 5)
+    if _on_sm90():  # elsewhere the forced path falls back to the fused kernel, still checked below
+        assert path == PATH_WGMMA_GEMM, f"the two-stage Hopper GEMMs were not chosen (path {path})"
+    check_case(((), K, N, tk, tn, r, False, False, with_bias), lead, dtype, rng, path=5)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("cap", [1, 300 * 1024])
+def test_tsvd_wgmma_gemm_row_chunks(cap, dtype, rng):
+    """A T workspace cap smaller than T: rows go in chunks of 128 (cap 1) or of the most that fit,
+    the last chunk partial, each chunk's stage 1 overwriting the T its predecessor's stage 2 read."""
+    check_case(((), 1000, 1000, 128, 128, 24, False, False, True), (1000,), dtype, rng, path=5, cap=cap)
+    check_case(((), 512, 768, 256, 256, 64, False, False, True), (2, 333), dtype, rng, path=5, cap=cap)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("shape", [(600, 520, 256, 256, 32), (1000, 700, 96, 128, 16), (264, 1000, 128, 128, 40)],
+                         ids=lambda s: "K{}N{}t{}x{}r{}".format(*s))
+def test_tsvd_wgmma_gemm_ignored_entries_poisoned(shape, dtype, rng):
+    """The partial last tile row's U comes through its own map, whose rows end at K; V's columns
+    past N are computed but never stored: Inf / NaN there must not reach the output."""
+    K, N, tk, tn, r = shape
+    check_case(((), K, N, tk, tn, r, False, False, True), (300,), dtype, rng, path=5, poison_ignored=True)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_tsvd_wgmma_gemm_misaligned_a_falls_back(dtype, rng):
+    """A not 16-byte aligned: the launcher takes the fused kernel instead, same answer."""
+    check_case(((), 512, 512, 128, 128, 16, False, False, True), (300,), dtype, rng, path=5, misalign_a=True)
+
+
 # ---- the decode kernel (M <= 16, sm_90: TMA ring, tile-row splits summed across a cluster; path 4) ----
 # (K, N, tk, tn, r, shared U, bias): tile sides multiples of 64 up to 256, ranks padded to 16 / 32 / 64
 # (the three TMA swizzle spans of U: 32, 64, 128 bytes; r = 8, 24, 40, 48), partial last tile rows
@@ -299,7 +351,7 @@ def test_tsvd_decode_ring_depths(stages, rng):
     check_case(((), 2048, 512, 256, 256, 64, False, False, True), (16,), "bfloat16", rng, splits=1, stages=stages)
 
 
-@pytest.mark.parametrize("path", [None, 4, 1, 2, 3])
+@pytest.mark.parametrize("path", [None, 4, 1, 2, 3, 5])
 @pytest.mark.parametrize("M", [1, 16, 300])
 def test_tsvd_ignored_factor_entries_do_not_leak(path, M, rng):
     """Inf in U's rows past K and NaN in V's columns past N (entries the contract ignores) leave

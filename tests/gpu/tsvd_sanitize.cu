@@ -147,6 +147,11 @@ int main() {
       // several CTAs; tile 256 x 192 with shared U and 16 rows.
       {3, 712, 200, 128, 128, 24, false, false, true, DType::kFloat16, 4},
       {16, 600, 400, 256, 192, 40, true, false, true, DType::kBFloat16, 4},
+      // two-stage Hopper GEMMs (forced; the fused kernel where they cannot run): a partial last
+      // tile row whose chunks cross rows (tk 96), partial tile columns, rank padding, row chunks
+      // (cap 1 byte: 128 rows a chunk, the last partial), tile 256.
+      {300, 600, 300, 96, 128, 24, false, false, true, DType::kFloat16, 5, 1},
+      {130, 264, 520, 128, 256, 40, false, false, true, DType::kBFloat16, 5},
   };
   int fails = 0;
   for (const auto& c : cases) fails += !run_case(c, gen);

@@ -43,6 +43,14 @@ __device__ __forceinline__ uint64_t mn_span_desc(uint32_t addr) {
          (static_cast<uint64_t>(kSpan * 8 >> 4) << 32) | (kLayout << 62);
 }
 
+// The same for an MN-major operand whose N spans several such atoms (each [K rows][kSpan bytes]),
+// `atom_bytes` apart: the leading byte offset is the stride between atoms along N (PTX ISA, matrix
+// descriptor, MN-major canonical layouts). One wgmma then covers N = atoms * kSpan / 2 columns.
+template <int kSpan>
+__device__ __forceinline__ uint64_t mn_atoms_desc(uint32_t addr, uint32_t atom_bytes) {
+  return (mn_span_desc<kSpan>(addr) & ~(uint64_t(0x3FFF) << 16)) | (uint64_t((atom_bytes >> 4) & 0x3FFF) << 16);
+}
+
 // Descriptor of a 128-byte-swizzled operand tile at smem byte address `addr` (1024-aligned for
 // the tile, plus any k offset inside a row). Fields (PTX ISA, "matrix descriptor"): start
 // address >> 4 (bits 0-13), leading byte offset >> 4 (16-29), stride byte offset >> 4 (32-45),
@@ -195,6 +203,58 @@ __device__ __forceinline__ void mma_m64nNk16_rs(float (&d)[N / 2], const uint32_
     }
   }
 #undef ORTOPS_WGMMA_RS
+}
+
+// The wide products of TSVDMatMul's two-stage Hopper GEMMs (m64n128: 64 accumulator registers,
+// m64n256: 128): their operand lists and read-write constraints.
+#define ORTOPS_WGMMA_D64 \
+  "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25," \
+  "%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48," \
+  "%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}"
+#define ORTOPS_WGMMA_D128 \
+  "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25," \
+  "%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48," \
+  "%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,%67,%68,%69,%70,%71," \
+  "%72,%73,%74,%75,%76,%77,%78,%79,%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94," \
+  "%95,%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,%112,%113,%114," \
+  "%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}"
+#define ORTOPS_WGMMA_ACC32_AT(d, o) \
+  "+f"(d[(o) + 0]), "+f"(d[(o) + 1]), "+f"(d[(o) + 2]), "+f"(d[(o) + 3]), "+f"(d[(o) + 4]), "+f"(d[(o) + 5]), "+f"(d[(o) + 6]), "+f"(d[(o) + 7]), \
+  "+f"(d[(o) + 8]), "+f"(d[(o) + 9]), "+f"(d[(o) + 10]), "+f"(d[(o) + 11]), "+f"(d[(o) + 12]), "+f"(d[(o) + 13]), "+f"(d[(o) + 14]), "+f"(d[(o) + 15]), \
+  "+f"(d[(o) + 16]), "+f"(d[(o) + 17]), "+f"(d[(o) + 18]), "+f"(d[(o) + 19]), "+f"(d[(o) + 20]), "+f"(d[(o) + 21]), "+f"(d[(o) + 22]), "+f"(d[(o) + 23]), \
+  "+f"(d[(o) + 24]), "+f"(d[(o) + 25]), "+f"(d[(o) + 26]), "+f"(d[(o) + 27]), "+f"(d[(o) + 28]), "+f"(d[(o) + 29]), "+f"(d[(o) + 30]), "+f"(d[(o) + 31])
+#define ORTOPS_WGMMA_ACC64(d) ORTOPS_WGMMA_ACC32_AT(d, 0), ORTOPS_WGMMA_ACC32_AT(d, 32)
+#define ORTOPS_WGMMA_ACC128(d) ORTOPS_WGMMA_ACC64(d), ORTOPS_WGMMA_ACC32_AT(d, 64), ORTOPS_WGMMA_ACC32_AT(d, 96)
+
+// d (64 x N, fp32) (+)= a (64 x 16, smem descriptor, K-major) · b (16 x N, smem descriptor), for
+// N = 128 or 256: one product reads its A tile once for all N columns, where N / 16 narrow
+// products would read it N / 16 times (shared-memory bandwidth is what bounds narrow products).
+template <typename T, int N, int kTransB>
+__device__ __forceinline__ void mma_m64nNk16_ss_wide(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b,
+                                                     int accumulate) {
+  static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "16-bit float types only");
+  static_assert(N == 128 || N == 256, "N: 128 or 256");
+  constexpr bool kHalf = std::is_same_v<T, __half>;
+#define ORTOPS_WGMMA_SSW(SHAPE, TYPE, DLIST, ACC, P, DA, DB, TB)                                         \
+  ORTOPS_WGMMA_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, " P ", 0;\n"                                        \
+                   "wgmma.mma_async.sync.aligned." SHAPE ".f32." TYPE "." TYPE " " DLIST ", " DA ", " DB \
+                   ", p, 1, 1, 0, " TB ";\n}\n"                                                         \
+                   : ACC(d)                                                                             \
+                   : "l"(desc_a), "l"(desc_b), "n"(kTransB), "r"(accumulate))
+  if constexpr (N == 128) {
+    if constexpr (kHalf) {
+      ORTOPS_WGMMA_SSW("m64n128k16", "f16", ORTOPS_WGMMA_D64, ORTOPS_WGMMA_ACC64, "%67", "%64", "%65", "%66");
+    } else {
+      ORTOPS_WGMMA_SSW("m64n128k16", "bf16", ORTOPS_WGMMA_D64, ORTOPS_WGMMA_ACC64, "%67", "%64", "%65", "%66");
+    }
+  } else {
+    if constexpr (kHalf) {
+      ORTOPS_WGMMA_SSW("m64n256k16", "f16", ORTOPS_WGMMA_D128, ORTOPS_WGMMA_ACC128, "%131", "%128", "%129", "%130");
+    } else {
+      ORTOPS_WGMMA_SSW("m64n256k16", "bf16", ORTOPS_WGMMA_D128, ORTOPS_WGMMA_ACC128, "%131", "%128", "%129", "%130");
+    }
+  }
+#undef ORTOPS_WGMMA_SSW
 }
 
 }  // namespace ortops::cuda::wgmma

@@ -250,6 +250,16 @@ bool wgmma_fits(const TsvdProblem& p, DType dtype) {
          p.rank % 8 == 0 && p.tk % 8 == 0 && p.K % 8 == 0 && (p.M + 63) / 64 <= 65535;
 }
 
+// Shapes the two-stage Hopper GEMMs take (tsvd_cuda_wgmma_gemm.cuh): as the fused Hopper kernel,
+// but per-tile U as well as per-tile V (the fused kernel computes a shared U's product once per
+// chunk already), and work-unit counts within int32.
+bool wgmma_gemm_fits(const TsvdProblem& p, DType dtype) {
+  if (!wgmma_fits(p, dtype) || p.shared_u) return false;
+  const int64_t kr = wgmma_rank_padding(p.rank), rows = p.used_tile_rows(), cols = p.used_tile_cols();
+  const int64_t row_blocks = (p.M + 127) / 128, col_blocks1 = (cols * kr + 255) / 256;
+  return row_blocks * rows * col_blocks1 < (int64_t(1) << 31) && row_blocks * cols < (int64_t(1) << 31) &&
+         cols * rows * kr < (int64_t(1) << 31) && p.Tn * p.Tk < (int64_t(1) << 31);
+}
 bool wgmma_preferred(const TsvdProblem& p) {
   return p.M >= kWgmmaMinM || (p.M >= kWgmmaMinMLargeWeight && p.K * p.N >= kWgmmaLargeWeight);
 }
@@ -287,6 +297,20 @@ Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& op
     plan.path = Path::kDecode;
     plan.threads = DecodeCfg<128, 16>::kThreads;
     plan.workspace = fused_fallback_plan(p, dtype, sms, opt).workspace;  // a misaligned call runs it
+    return plan;
+  }
+  if (sm90a && wgmma_gemm_fits(p, dtype) && opt.path == 5) {
+    Plan plan;
+    plan.path = Path::kWgmmaGemm;
+    plan.threads = WgmmaGemmCfg<1, 256, 32>::kThreads;
+    // T for a chunk of rows at a time (the cap bounds the scratch memory; each chunk is a pair of
+    // launches). A misaligned call runs the fused kernel instead, so its workspace is reserved too.
+    const int64_t row_bytes = p.used_tile_cols() * p.used_tile_rows() * wgmma_rank_padding(p.rank) * 2;
+    const int64_t cap = opt.t_cap_bytes >= 0 ? opt.t_cap_bytes : kWgmmaGemmTCapBytes;
+    int64_t chunk = std::max<int64_t>(cap / row_bytes / 128 * 128, 128);
+    if (chunk >= p.M) chunk = p.M;
+    plan.m_chunk = chunk;
+    plan.workspace = std::max(size_t(chunk) * size_t(row_bytes), fused_fallback_plan(p, dtype, sms, opt).workspace);
     return plan;
   }
   const bool by_m = opt.wgmma_min_m >= 0 ? p.M >= opt.wgmma_min_m : wgmma_preferred(p);
@@ -437,6 +461,63 @@ static bool encode_wgmma_maps(const TsvdProblem& p, const void* A, const void* U
          encode_tensor_map_16bit(&m->v, V, 3, v_dims, v_strides, v_box, 128);
 }
 
+// The two-stage Hopper GEMMs, one (stage 1, stage 2) pair of launches per row chunk of M. The
+// factors' maps are encoded once, A's and T's per chunk. cudaErrorNotSupported: the driver declined
+// a map before anything was launched, so the caller runs the fused kernel instead.
+static cudaError_t launch_wgmma_gemm_path(const TsvdProblem& p, DType dtype, const Plan& plan, const void* A,
+                                          const void* U, const void* V, const void* bias, void* Y, void* workspace,
+                                          int sms, cudaStream_t stream) {
+  const uint64_t K = uint64_t(p.K), tk = uint64_t(p.tk), tn = uint64_t(p.tn), r = uint64_t(p.rank);
+  const int kr = wgmma_rank_padding(p.rank);
+  const uint64_t rows = uint64_t(p.used_tile_rows()), cols = uint64_t(p.used_tile_cols());
+  const uint64_t Tn = uint64_t(p.Tn), last = rows - 1, k_last = K - last * tk;
+  WgmmaGemmMaps m1{}, m2{};
+  // U as [Tk][Tn][tk][r]: box kr x 64 k x (256 / kr) tiles x 1; the last tile row through its own map.
+  const uint64_t u_dims[4] = {r, tk, Tn, uint64_t(p.Tk)}, u_last_dims[4] = {r, k_last, Tn, 1};
+  const uint64_t u_strides[4] = {0, r * 2, tk * r * 2, Tn * tk * r * 2};
+  const uint32_t u_box[4] = {uint32_t(kr), 64, uint32_t(256 / kr), 1};
+  const void* U_last = static_cast<const char*>(U) + last * Tn * tk * r * 2;
+  // V as [Tk][Tn][r][tn], the used tile rows: box 64 columns x kr x 1 tile x 64 / kr tile rows.
+  const uint64_t v_dims[4] = {tn, r, Tn, rows}, v_strides[4] = {0, tn * 2, r * tn * 2, Tn * r * tn * 2};
+  const uint32_t v_box[4] = {64, uint32_t(kr), 1, uint32_t(64 / kr)};
+  if (!encode_tensor_map_16bit(&m1.b, U, 4, u_dims, u_strides, u_box, kr * 2) ||
+      !encode_tensor_map_16bit(&m1.b_last, U_last, 4, u_last_dims, u_strides, u_box, kr * 2) ||
+      !encode_tensor_map_16bit(&m2.b, V, 4, v_dims, v_strides, v_box, 128))
+    return cudaErrorNotSupported;
+  m2.b_last = m2.b;
+  const uint64_t d2 = rows * uint64_t(kr), ld_t = cols * d2;
+  WgmmaGemmArgs a1{}, a2{};
+  a1.K = a2.K = int(p.K), a1.N = a2.N = int(p.N), a1.tk = a2.tk = int(p.tk), a1.tn = a2.tn = int(p.tn);
+  a1.rows = a2.rows = int(rows), a1.cols = a2.cols = int(cols), a1.kr = a2.kr = kr;
+  a1.out = workspace, a1.ld_out = int64_t(ld_t);
+  a1.col_blocks = int((cols * kr + 255) / 256);
+  a1.partial_last = k_last < tk;
+  a2.bias = bias, a2.ld_out = p.N, a2.col_blocks = int(cols);
+  for (int64_t m0 = 0; m0 < p.M; m0 += plan.m_chunk) {
+    const int64_t mc = std::min<int64_t>(plan.m_chunk, p.M - m0);
+    const void* A_c = static_cast<const char*>(A) + size_t(m0) * size_t(p.K) * 2;
+    const uint64_t a_dims[2] = {K, uint64_t(mc)}, a_strides[2] = {0, K * 2};
+    const uint32_t a_box[2] = {64, 128};
+    const uint64_t t_dims[3] = {d2, cols, uint64_t(mc)}, t_strides[3] = {0, d2 * 2, ld_t * 2};
+    const uint32_t t_box[3] = {64, 1, 128};
+    if (!encode_tensor_map_16bit(&m1.a, A_c, 2, a_dims, a_strides, a_box, 128) ||
+        !encode_tensor_map_16bit(&m2.a, workspace, 3, t_dims, t_strides, t_box, 128))
+      return m0 == 0 ? cudaErrorNotSupported : cudaErrorUnknown;  // later chunks differ from the first only in M
+    const int64_t row_blocks = (mc + 127) / 128;
+    a1.M = a2.M = mc;
+    a1.units = int(row_blocks * int64_t(a1.rows) * a1.col_blocks);
+    a2.units = int(row_blocks * int64_t(a2.col_blocks));
+    a2.out = static_cast<char*>(Y) + size_t(m0) * size_t(p.N) * 2;
+    const int g1 = std::min(a1.units, sms), g2 = std::min(a2.units, sms);
+    cudaError_t err = dtype == DType::kFloat16 ? launch_wgmma_gemm_fp16(1, m1, a1, g1, stream, plan.pdl)
+                                               : launch_wgmma_gemm_bf16(1, m1, a1, g1, stream, plan.pdl);
+    if (err == cudaSuccess)
+      err = dtype == DType::kFloat16 ? launch_wgmma_gemm_fp16(2, m2, a2, g2, stream, plan.pdl)
+                                     : launch_wgmma_gemm_bf16(2, m2, a2, g2, stream, plan.pdl);
+    if (err != cudaSuccess) return err;
+  }
+  return cudaSuccess;
+}
 }  // namespace tsvd
 
 size_t tsvd_matmul_workspace_bytes_ex(const TsvdProblem& p, DType dtype, const tsvd::TsvdOptions& opt) {
@@ -466,12 +547,19 @@ cudaError_t tsvd_matmul_ex(const TsvdProblem& p, DType dtype, const void* A, con
   if (p.M == 0) return cudaSuccess;
   const DeviceInfo dev = device_info();
   Plan plan = make_plan(p, dtype, dev.sms, opt, runs_sm90a(dev), runs_decode(dev));
-  if ((plan.path == Path::kWgmma || plan.path == Path::kDecode) && !(aligned16(A) && aligned16(U) && aligned16(V)))
+  if ((plan.path == Path::kWgmma || plan.path == Path::kDecode || plan.path == Path::kWgmmaGemm) &&
+      !(aligned16(A) && aligned16(U) && aligned16(V) && (plan.path != Path::kWgmmaGemm || aligned16(workspace))))
     plan = fused_fallback_plan(p, dtype, dev.sms, opt);
   plan.pdl = dev.cc_major >= 9;
   if (plan.workspace > 0 && workspace == nullptr) return cudaErrorInvalidValue;
   if (plan.path == Path::kDecode) {
     const cudaError_t err = launch_decode_path(p, dtype, A, U, V, bias, Y, dev.sms, opt, plan.pdl, stream);
+    if (err != cudaErrorNotSupported) return err;
+    plan = fused_fallback_plan(p, dtype, dev.sms, opt);  // the driver declined a tensor map
+    plan.pdl = dev.cc_major >= 9;
+  }
+  if (plan.path == Path::kWgmmaGemm) {
+    const cudaError_t err = launch_wgmma_gemm_path(p, dtype, plan, A, U, V, bias, Y, workspace, dev.sms, stream);
     if (err != cudaErrorNotSupported) return err;
     plan = fused_fallback_plan(p, dtype, dev.sms, opt);  // the driver declined a tensor map
     plan.pdl = dev.cc_major >= 9;

@@ -4,6 +4,7 @@
 #include "tsvd/tsvd_cuda_tc.cuh"
 #include "tsvd/tsvd_cuda_decode.cuh"
 #include "tsvd/tsvd_cuda_wgmma.cuh"
+#include "tsvd/tsvd_cuda_wgmma_gemm.cuh"
 
 namespace ortops::cuda::tsvd {
 cudaError_t launch_tc_bf16(const Plan& plan, const Args& a, cudaStream_t stream) {
@@ -11,6 +12,10 @@ cudaError_t launch_tc_bf16(const Plan& plan, const Args& a, cudaStream_t stream)
 }
 cudaError_t launch_wgmma_bf16(const WgmmaMaps& maps, const Args& a, cudaStream_t stream, bool pdl) {
   return launch_wgmma<__nv_bfloat16>(maps, a, stream, pdl);
+}
+cudaError_t launch_wgmma_gemm_bf16(int stage, const WgmmaGemmMaps& maps, const WgmmaGemmArgs& a, int grid,
+                                   cudaStream_t stream, bool pdl) {
+  return launch_wgmma_gemm<__nv_bfloat16>(stage, maps, a, grid, stream, pdl);
 }
 cudaError_t launch_decode_bf16(const DecodePlan& plan, const DecodeArgs& a, const CUtensorMap& mapA,
                                const CUtensorMap& mapU, const CUtensorMap& mapV, int used_cols, bool pdl,

@@ -9,6 +9,7 @@
 #include "tsvd/tsvd_cuda_tc.cuh"
 #include "tsvd/tsvd_cuda_decode.cuh"
 #include "tsvd/tsvd_cuda_wgmma.cuh"
+#include "tsvd/tsvd_cuda_wgmma_gemm.cuh"
 
 namespace ortops::cuda::tsvd {
 cudaError_t launch_tc_fp16(const Plan& plan, const Args& a, cudaStream_t stream) {
@@ -16,6 +17,10 @@ cudaError_t launch_tc_fp16(const Plan& plan, const Args& a, cudaStream_t stream)
 }
 cudaError_t launch_wgmma_fp16(const WgmmaMaps& maps, const Args& a, cudaStream_t stream, bool pdl) {
   return launch_wgmma<__half>(maps, a, stream, pdl);
+}
+cudaError_t launch_wgmma_gemm_fp16(int stage, const WgmmaGemmMaps& maps, const WgmmaGemmArgs& a, int grid,
+                                   cudaStream_t stream, bool pdl) {
+  return launch_wgmma_gemm<__half>(stage, maps, a, grid, stream, pdl);
 }
 cudaError_t launch_decode_fp16(const DecodePlan& plan, const DecodeArgs& a, const CUtensorMap& mapA,
                                const CUtensorMap& mapU, const CUtensorMap& mapV, int used_cols, bool pdl,

@@ -136,6 +136,60 @@ struct WgmmaMaps {
   CUtensorMap a, u, u_last, v;
 };
 
+// Two-stage Hopper path for large M (tsvd_cuda_wgmma_gemm.cuh, sm_90a): both stages are
+// warp-specialised TMA / wgmma GEMMs whose products are as wide as a CTA's columns, where the fused
+// kernel's stage 1 is a chain of N = r products (each re-reading its A tile from shared memory):
+//   stage 1, per tile row i:    T[:, j, i] = A_i · U_ij for all j at once (N = tiles x kR)
+//   stage 2, per tile column j: Y_j = T[:, j, :] · [V_0j; V_1j; ...]   (K = tile rows x kR)
+// T ([M][tile columns][tile rows x kR], input type, the workspace) makes the round trip through
+// L2 / DRAM that the fused kernel avoids; the products then run at GEMM rates.
+// A CTA owns kBM = 128 rows x kBN columns (two consumer warpgroups of 64 rows, one m64nkBN product
+// per k16 step) and walks work units (output blocks) persistently. Ring slots hold one k chunk of
+// 64: A [128][64] (K-major, 128-byte swizzle) and B [64 k][kBN] as kBN * 2 / kBSpan atoms of
+// [64 k][kBSpan bytes] (MN-major; stage 1: U_ij, kBSpan = kR * 2; stage 2: V, kBSpan = 128).
+template <int Stage, int BN, int BSpan>
+struct WgmmaGemmCfg {
+  static constexpr int kStage = Stage, kBM = 128, kBN = BN, kBSpan = BSpan, kThreads = 384;
+  static constexpr int kProducerRegs = 40, kConsumerRegs = 232;  // 128 x 40 + 256 x 232 <= 65536
+  static constexpr int kAtomCols = BSpan / 2;                    // B columns per atom (stage 1: kR)
+  static constexpr int kABytes = kBM * 64 * 2, kBAtomBytes = 64 * BSpan, kBAtoms = BN / kAtomCols;
+  static constexpr int kSlotBytes = kABytes + kBAtoms * kBAtomBytes;
+  static constexpr int kBudget = 227 * 1024 - 1024 - 256;  // alignment slack, static barriers
+  static constexpr int kStages = kBudget / kSlotBytes > 8 ? 8 : kBudget / kSlotBytes;
+  static constexpr size_t kSmemBytes = size_t(kStages) * kSlotBytes + 1024;
+  static_assert(Stage == 1 || Stage == 2, "two stages");
+  static_assert(BN == 128 || BN == 256, "m64n128 / m64n256 products");
+  static_assert(BSpan == 32 || BSpan == 64 || BSpan == 128, "TMA swizzle spans");
+  static_assert(Stage == 1 || BSpan == 128, "stage 2 reads V in 64-column atoms");
+  static_assert(kStages >= 3, "a ring of at least 3 k chunks");
+};
+
+// The two-stage Hopper GEMMs' tensor maps (encoded per call and row chunk, tsvd_cuda.cu):
+//   stage 1: a = A [M][K], box 64 k x 128 rows; b = U as [Tk][Tn][tk][r], box kR x 64 k x
+//            (256 / kR) tiles x 1 (rank past r, rows past tk, tiles past Tn load as zero);
+//            b_last = the last tile row's U with rows ending at K (its rows past K are ignored
+//            by the contract, so may hold Inf / NaN)
+//   stage 2: a = T as [M][tile columns][tile rows x kR], box 64 x 1 x 128 rows; b = V as [tile
+//            rows][Tn][r][tn], box 64 columns x kR (zero past r) x 1 x 64 / kR tile rows
+struct WgmmaGemmMaps {
+  CUtensorMap a, b, b_last;
+};
+
+// Arguments of one two-stage Hopper GEMM launch (one row chunk of M; maps already offset to it).
+struct WgmmaGemmArgs {
+  const void* bias;  // stage 2, may be null
+  void* out;         // stage 1: T (row 0 of the chunk); stage 2: Y (row 0 of the chunk)
+  int64_t M;         // rows of the chunk
+  int K, N, tk, tn;
+  int rows;          // tile rows that touch A (T's tile-row blocks)
+  int cols;          // tile columns that touch Y (T's tile-column blocks)
+  int kr;            // rank padded to 16 / 32 / 64 (T's columns per tile)
+  int64_t ld_out;    // stage 1: T's row pitch (cols x rows x kr); stage 2: N
+  int col_blocks;    // column blocks per row block (stage 1: of kBN over cols x kr; stage 2: cols)
+  int units;         // work units: row blocks x col_blocks (stage 1: x rows)
+  int partial_last;  // stage 1: the last tile row is partial (load it through b_last)
+};
+
 // Decode kernel for M <= 16 on sm_90 (tsvd_cuda_decode.cuh): a TMA producer warp streams whole
 // tiles (A_i [M][tk], U_ij [tk][r], V_ij [kR][tn]) into a ring of mbarrier-tracked slots, and up to
 // kConsumerWarps warps each take whole tiles, computing Z = A_i·U_ij and Y_j += Z·V_ij with
@@ -178,7 +232,7 @@ struct DecodePlan {
   size_t smem = 0;
 };
 
-enum class Path { kSimt, kSmall, kMedium, kLarge, kTwoStage, kWgmma, kDecode };
+enum class Path { kSimt, kSmall, kMedium, kLarge, kTwoStage, kWgmma, kDecode, kWgmmaGemm };
 
 // n / d and n % d for 0 <= n < 2^31 and a divisor d >= 1 fixed per launch, by a multiply-high and a
 // shift (the round-up reciprocal method of Granlund and Montgomery, 1994): a runtime integer
@@ -230,7 +284,8 @@ struct TwoStageArgs {
 struct TsvdOptions {
   int path = 0;                    // 0: by M; 1: fused kernel; 2: two-stage (16-bit types only); 3: fused
                                    // Hopper kernel where it runs and fits (else as 1); 4: decode kernel
-                                   // where it runs and fits (else as 1)
+                                   // where it runs and fits (else as 1); 5: the two-stage Hopper GEMMs where
+                                   // they run and fit (else as 1)
   int64_t two_stage_min_m = -1;    // < 0: kTwoStageMinM
   int64_t t_cap_bytes = -1;        // < 0: kTCapBytes (workspace for T; M is processed in row chunks)
   int gemm_cfg = -1;               // two-stage ring: < 0 kGemmCfg; 0 GemmCfg (k 32 x 4); 1 GemmCfgK64 (k 64 x 3)
@@ -309,6 +364,9 @@ constexpr int64_t kWgmmaLargeWeight = int64_t(4096) * 4096;
 // Cap on the Hopper kernel's fp32 split partials, written and read back (about the L2 size).
 constexpr int64_t kWgmmaPartialBytes = int64_t(64) << 20;
 
+// Cap on the two-stage Hopper path's T workspace: M is processed in row chunks whose T fits.
+constexpr int64_t kWgmmaGemmTCapBytes = int64_t(128) << 20;
+
 // Decode kernel: from M = 1 to kDecodeMaxM (one m16 row block). Ring bytes per CTA aimed at: two
 // CTAs per SM when two slots fit (228 KB per SM), and at most kMaxStages slots.
 constexpr int64_t kDecodeMaxM = 16;
@@ -320,6 +378,7 @@ constexpr int kDecodeRingBudget = 110 * 1024;
 Plan make_plan(const TsvdProblem& p, DType dtype, int sm_count, const TsvdOptions& opt = {}, bool sm90a = false,
                bool decode = false);
 bool wgmma_fits(const TsvdProblem& p, DType dtype);
+bool wgmma_gemm_fits(const TsvdProblem& p, DType dtype);
 bool decode_fits(const TsvdProblem& p, DType dtype);
 DecodePlan make_decode_plan(const TsvdProblem& p, int sm_count, const TsvdOptions& opt);
 bool wgmma_preferred(const TsvdProblem& p);
@@ -329,6 +388,10 @@ cudaError_t launch_tc_fp16(const Plan& plan, const Args& a, cudaStream_t stream)
 cudaError_t launch_tc_bf16(const Plan& plan, const Args& a, cudaStream_t stream);
 cudaError_t launch_wgmma_fp16(const WgmmaMaps& maps, const Args& a, cudaStream_t stream, bool pdl);
 cudaError_t launch_wgmma_bf16(const WgmmaMaps& maps, const Args& a, cudaStream_t stream, bool pdl);
+cudaError_t launch_wgmma_gemm_fp16(int stage, const WgmmaGemmMaps& maps, const WgmmaGemmArgs& a, int grid,
+                                   cudaStream_t stream, bool pdl);
+cudaError_t launch_wgmma_gemm_bf16(int stage, const WgmmaGemmMaps& maps, const WgmmaGemmArgs& a, int grid,
+                                   cudaStream_t stream, bool pdl);
 cudaError_t launch_decode_fp16(const DecodePlan& plan, const DecodeArgs& a, const CUtensorMap& mapA,
                                const CUtensorMap& mapU, const CUtensorMap& mapV, int used_cols, bool pdl,
                                cudaStream_t stream);
