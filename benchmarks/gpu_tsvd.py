@@ -76,12 +76,13 @@ SMALL_VARIANTS = [("in_kernel", 0, -1, -1, -1, 3, -1, 1, 1, 256)]
 HOPPER_VARIANTS = [("wgmma", 3, -1, -1, -1, 3, -1, -1, 1, 1 << 30),
                    ("two", 2, -1, -1, -1, 3, -1, -1, 128, 1 << 30),
                    ("fused_sync", 1, -1, -1, -1, 3, -1, -1, 128, 1 << 30)]
-# --variants hopper2: the two-stage Hopper GEMMs (path 5) with T caps of 128 MB (default), 32 MB and
-# 8 MB (row chunks whose T stays in L2) against the fused Hopper kernel (path 3), in one run.
+# --variants hopper2: the two-stage Hopper GEMMs (path 5; s1 / s2: one stage alone, timing only; a
+# 32 MB T cap: row chunks whose T stays in L2) against the fused Hopper kernel (path 3), in one run.
 HOPPER2_VARIANTS = [("wgmma", 3, -1, -1, -1, 3, -1, -1, 1, 1 << 30),
                     ("gemm2", 5, -1, -1, -1, 3, -1, -1, 1, 1 << 30),
-                    ("gemm2_32M", 5, 32 << 20, -1, -1, 3, -1, -1, 1024, 1 << 30),
-                    ("gemm2_8M", 5, 8 << 20, -1, -1, 3, -1, -1, 1024, 1 << 30)]
+                    ("gemm2_s1", 5, -1, -1, -1, 1, -1, -1, 1, 1 << 30),
+                    ("gemm2_s2", 5, -1, -1, -1, 2, -1, -1, 1, 1 << 30),
+                    ("gemm2_32M", 5, 32 << 20, -1, -1, 3, -1, -1, 1024, 1 << 30)]
 
 # --variants decode: the fused mma.sync kernel (path 1, the default at M <= 16 before the decode
 # kernel) beside the default (the decode kernel where it fits), in one run.

@@ -85,6 +85,34 @@ __device__ __forceinline__ void load_4d(uint32_t dst, const CUtensorMap* map, in
       : "memory");
 }
 
+// ---- TMA tile stores: shared `src` (the box's layout, swizzled as the map says) -> the box at
+// element coordinates (c0 innermost, ...); out-of-bounds elements are not written. Tracked per
+// issuing thread in bulk async-groups: commit, then wait before the source is rewritten / exit. ----
+__device__ __forceinline__ void store_2d(const CUtensorMap* map, int c0, int c1, uint32_t src) {
+  ORTOPS_TMA_ASM("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];\n" ::"l"(
+                     reinterpret_cast<uint64_t>(map)),
+                 "r"(c0), "r"(c1), "r"(src)
+                 : "memory");
+}
+__device__ __forceinline__ void store_4d(const CUtensorMap* map, int c0, int c1, int c2, int c3, uint32_t src) {
+  ORTOPS_TMA_ASM("cp.async.bulk.tensor.4d.global.shared::cta.bulk_group [%0, {%1, %2, %3, %4}], [%5];\n" ::"l"(
+                     reinterpret_cast<uint64_t>(map)),
+                 "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(src)
+                 : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { ORTOPS_TMA_ASM("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// This thread's committed stores have read their shared-memory source (it may be rewritten).
+__device__ __forceinline__ void bulk_wait_read() {
+  ORTOPS_TMA_ASM("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+// This thread's committed stores are complete (their global writes done).
+__device__ __forceinline__ void bulk_wait() { ORTOPS_TMA_ASM("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+
+// A named barrier for `threads` threads (a multiple of 32) of the CTA, id 1..15 (0 is __syncthreads).
+__device__ __forceinline__ void named_barrier(int id, int threads) {
+  ORTOPS_TMA_ASM("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
 // Brings a tensor map (a __grid_constant__ kernel parameter) into the TMA unit's descriptor cache
 // ahead of its first use.
 __device__ __forceinline__ void prefetch_map(const CUtensorMap* map) {

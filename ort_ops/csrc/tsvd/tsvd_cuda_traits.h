@@ -154,9 +154,12 @@ struct WgmmaGemmCfg {
   static constexpr int kAtomCols = BSpan / 2;                    // B columns per atom (stage 1: kR)
   static constexpr int kABytes = kBM * 64 * 2, kBAtomBytes = 64 * BSpan, kBAtoms = BN / kAtomCols;
   static constexpr int kSlotBytes = kABytes + kBAtoms * kBAtomBytes;
-  static constexpr int kBudget = 227 * 1024 - 1024 - 256;  // alignment slack, static barriers
+  // The epilogue's staging buffer: each consumer warpgroup's 64 x kBN block, rounded to the output
+  // type, for its TMA stores (stage 1: kBN / kR boxes [64][kR]; stage 2: kBN / 64 boxes [64][64]).
+  static constexpr int kStagingBytes = 2 * 64 * BN * 2;
+  static constexpr int kBudget = 227 * 1024 - 1024 - 256 - kStagingBytes;  // alignment slack, barriers
   static constexpr int kStages = kBudget / kSlotBytes > 8 ? 8 : kBudget / kSlotBytes;
-  static constexpr size_t kSmemBytes = size_t(kStages) * kSlotBytes + 1024;
+  static constexpr size_t kSmemBytes = size_t(kStages) * kSlotBytes + kStagingBytes + 1024;
   static_assert(Stage == 1 || Stage == 2, "two stages");
   static_assert(BN == 128 || BN == 256, "m64n128 / m64n256 products");
   static_assert(BSpan == 32 || BSpan == 64 || BSpan == 128, "TMA swizzle spans");
@@ -171,8 +174,11 @@ struct WgmmaGemmCfg {
 //            by the contract, so may hold Inf / NaN)
 //   stage 2: a = T as [M][tile columns][tile rows x kR], box 64 x 1 x 128 rows; b = V as [tile
 //            rows][Tn][r][tn], box 64 columns x kR (zero past r) x 1 x 64 / kR tile rows
+//   out:     stage 1: T as [M][tile columns][tile rows][kR], box kR x 1 x 1 x 64 rows (swizzle span
+//            kR * 2); stage 2: Y [M][N], box 64 columns x 64 rows (128-byte swizzle). Stores past
+//            M, N or the tile columns are dropped by the TMA unit.
 struct WgmmaGemmMaps {
-  CUtensorMap a, b, b_last;
+  CUtensorMap a, b, b_last, out;
 };
 
 // Arguments of one two-stage Hopper GEMM launch (one row chunk of M; maps already offset to it).
@@ -188,6 +194,7 @@ struct WgmmaGemmArgs {
   int col_blocks;    // column blocks per row block (stage 1: of kBN over cols x kr; stage 2: cols)
   int units;         // work units: row blocks x col_blocks (stage 1: x rows)
   int partial_last;  // stage 1: the last tile row is partial (load it through b_last)
+  int tma_store;     // the epilogue stores through maps.out (else direct stores: Y rows not 16-byte aligned)
 };
 
 // Decode kernel for M <= 16 on sm_90 (tsvd_cuda_decode.cuh): a TMA producer warp streams whole

@@ -14,8 +14,11 @@
 //
 // Warp-specialised as the fused kernel: thread 0 of the producer warpgroup issues the TMA loads of
 // every k chunk of every unit of this CTA into a ring of slots (full / empty mbarriers), the two
-// consumer warpgroups run the products and the unit's epilogue (direct stores; T rounded to the
-// input type, as the fused kernel rounds its Z). Zero padding comes from the maps' bounds.
+// consumer warpgroups run the products and the unit's epilogue: each warpgroup rounds its 64-row
+// block to the input type (T as the fused kernel rounds its Z) into a swizzled staging buffer and
+// one of its threads issues TMA stores, so the next unit's products start while the bytes go out
+// (measured: direct scattered stores of T left the tensor cores idle for a large part of each
+// short stage-1 unit, docs/tsvd_cuda.md). Zero padding comes from the maps' bounds.
 #pragma once
 #include "common/cuda_tma.cuh"
 #include "common/cuda_wgmma.cuh"
@@ -34,6 +37,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     __shared__ __align__(8) uint64_t bars[2 * ST];
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const uint32_t ring = (ptx::smem_u32(smem_raw) + 1023u) & ~1023u;  // swizzle atoms: 1024-aligned
+    const uint32_t staging = ring + ST * C::kSlotBytes;                // 2 x [64 rows][kBN], type T
     const uint32_t bar0 = ptx::smem_u32(bars);
     auto full = [&](int b) { return bar0 + 8u * b; };
     auto empty = [&](int b) { return bar0 + 8u * (ST + b); };
@@ -103,6 +107,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       ptx::griddep_launch_dependents();
       return;
     }
+    if (a.tma_store && tid % 128 == 0) tma::prefetch_map(&maps.out);
 
     wgmma::registers_inc<C::kConsumerRegs>();
     const int cw = wg - 1, warp_in_wg = (tid / 32) % 4, g = lane >> 2, t2 = (lane & 3) * 2;
@@ -133,34 +138,74 @@ __global__ void __launch_bounds__(C::kThreads, 1)
 
       // Epilogue: warp w of the warpgroup holds rows 16w + g and 16w + g + 8; element 4·n8 + e is
       // column 8·n8 + 2·(lane % 4) + (e & 1).
+      if (a.tma_store) {
+        // This warpgroup's staging block is free once its previous stores have read it (thread 0
+        // of the warpgroup issued them and waits; the others wait at the barrier).
+        const bool leader = warp_in_wg == 0 && lane == 0;
+        const uint32_t stage_wg = staging + cw * (C::kStagingBytes / 2);
+        if (leader) tma::bulk_wait_read();
+        tma::named_barrier(1 + cw, 128);
+        const T* bias = static_cast<const T*>(a.bias);
+#pragma unroll
+        for (int e2 = 0; e2 < 2; ++e2) {
+          const uint32_t r = 16 * warp_in_wg + g + 8 * e2;
+#pragma unroll
+          for (int n8 = 0; n8 < C::kBN / 8; ++n8) {
+            const int col = 8 * n8 + t2;
+            float v0 = d[4 * n8 + 2 * e2], v1 = d[4 * n8 + 2 * e2 + 1];
+            uint32_t addr;
+            if constexpr (kStage1) {  // box [64][kR] of tile col / kR, rows of one swizzle span
+              addr = stage_wg + (col / kR) * (64 * C::kBSpan) + tma::swizzle<C::kBSpan>(r * C::kBSpan + (col % kR) * 2);
+            } else {  // box [64][64] of column atom col / 64
+              addr = stage_wg + (col / 64) * 8192 + tma::swizzle<128>(r * 128 + (col % 64) * 2);
+              if (bias) {
+                const int64_t n = int64_t(w.cb) * a.tn + col;
+                v0 += n < a.N ? Mma<T>::to_float(bias[n]) : 0.f;
+                v1 += n + 1 < a.N ? Mma<T>::to_float(bias[n + 1]) : 0.f;
+              }
+            }
+            asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr), "r"(Mma<T>::pack(v0, v1)) : "memory");
+          }
+        }
+        tma::fence_proxy_async_smem();  // the stores below read these bytes through the async proxy
+        tma::named_barrier(1 + cw, 128);
+        if (leader) {
+          const int row0 = int(w.m0) + 64 * cw;
+          if constexpr (kStage1) {
+#pragma unroll 1
+            for (int jj = 0; jj < C::kBAtoms; ++jj) {
+              const int j = w.cb * C::kBAtoms + jj;
+              if (j < a.cols) tma::store_4d(&maps.out, 0, w.i, j, row0, stage_wg + jj * (64 * C::kBSpan));
+            }
+          } else {
+#pragma unroll
+            for (int h = 0; h < C::kBN / 64; ++h) tma::store_2d(&maps.out, w.cb * a.tn + 64 * h, row0, stage_wg + h * 8192);
+          }
+          tma::bulk_commit();
+        }
+        continue;
+      }
+      // Direct stores (stage 2 only: Y whose rows are not 16-byte aligned has no tensor map).
       T* out = static_cast<T*>(a.out);
+      const T* bias = static_cast<const T*>(a.bias);
 #pragma unroll
       for (int e2 = 0; e2 < 2; ++e2) {
         const int64_t m = w.m0 + 64 * cw + 16 * warp_in_wg + g + 8 * e2;
         if (m >= a.M) continue;
         T* row = out + m * a.ld_out;
-        if constexpr (kStage1) {
-          // Column 8·n8 + t2 of the block is rank s of tile j; T's tile-row block i of tile column j.
 #pragma unroll
-          for (int n8 = 0; n8 < C::kBN / 8; ++n8) {
-            const int col = 8 * n8 + t2, j = w.cb * C::kBAtoms + col / kR, s = col % kR;
-            if (j < a.cols)
-              store_pair(row + int64_t(j) * a.rows * kR + w.i * kR + s, d[4 * n8 + 2 * e2], d[4 * n8 + 2 * e2 + 1],
-                         true, true);
-          }
-        } else {
-          const T* bias = static_cast<const T*>(a.bias);
-#pragma unroll
-          for (int n8 = 0; n8 < C::kBN / 8; ++n8) {
-            const int64_t n = int64_t(w.cb) * a.tn + 8 * n8 + t2;
-            const bool ok0 = n < a.N, ok1 = n + 1 < a.N;
-            const float b0 = bias && ok0 ? Mma<T>::to_float(bias[n]) : 0.f;
-            const float b1 = bias && ok1 ? Mma<T>::to_float(bias[n + 1]) : 0.f;
-            store_pair(row + n, d[4 * n8 + 2 * e2] + b0, d[4 * n8 + 2 * e2 + 1] + b1, ok0, ok1);
-          }
+        for (int n8 = 0; n8 < C::kBN / 8; ++n8) {
+          const int64_t n = int64_t(w.cb) * a.tn + 8 * n8 + t2;
+          const bool ok0 = n < a.N, ok1 = n + 1 < a.N;
+          const float b0 = bias && ok0 ? Mma<T>::to_float(bias[n]) : 0.f;
+          const float b1 = bias && ok1 ? Mma<T>::to_float(bias[n + 1]) : 0.f;
+          store_pair(row + n, d[4 * n8 + 2 * e2] + b0, d[4 * n8 + 2 * e2 + 1] + b1, ok0, ok1);
         }
       }
     }
+    // The stores must have read shared memory before the CTA exits, and be complete before the
+    // dependent launch (stage 2 reads T) may run past its griddepcontrol.wait.
+    if (warp_in_wg == 0 && lane == 0) tma::bulk_wait();
     ptx::griddep_launch_dependents();
   }
 }
