@@ -1,6 +1,6 @@
 """Runs one kernel case a few times through the test shims, for Nsight Compute (ncu) to profile.
 
-  python3 benchmarks/profile_kernels.py tsvd K N M c tile [path]     # path: 0 auto, 1 fused, 2 two-stage, 3 Hopper, 4 decode
+  python3 benchmarks/profile_kernels.py tsvd K N M c tile [path]     # path: 0 auto, 1 fused, 2 two-stage, 3 Hopper, 4 decode, 5 two-stage Hopper GEMMs
   python3 benchmarks/profile_kernels.py attention B S G [placement]  # placement: first | scattered
 
 fp16, the benchmark shapes (attention: 12 heads x 64, w = 256). Used by benchmarks/device_ncu.sh."""

@@ -252,9 +252,9 @@ bool wgmma_fits(const TsvdProblem& p, DType dtype) {
 
 // Shapes the two-stage Hopper GEMMs take (tsvd_cuda_wgmma_gemm.cuh): as the fused Hopper kernel,
 // but per-tile U as well as per-tile V (the fused kernel computes a shared U's product once per
-// chunk already), and work-unit counts within int32.
+// chunk already), tk <= 256, and work-unit counts within int32.
 bool wgmma_gemm_fits(const TsvdProblem& p, DType dtype) {
-  if (!wgmma_fits(p, dtype) || p.shared_u) return false;
+  if (!wgmma_fits(p, dtype) || p.shared_u || p.tk > 256) return false;  // stage 1 holds tk x 256 of U
   const int64_t kr = wgmma_rank_padding(p.rank), rows = p.used_tile_rows(), cols = p.used_tile_cols();
   const int64_t row_blocks = (p.M + 127) / 128, col_blocks1 = (cols * kr + 255) / 256;
   return row_blocks * rows * col_blocks1 < (int64_t(1) << 31) && row_blocks * cols < (int64_t(1) << 31) &&
@@ -302,7 +302,7 @@ Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& op
   if (sm90a && wgmma_gemm_fits(p, dtype) && opt.path == 5) {
     Plan plan;
     plan.path = Path::kWgmmaGemm;
-    plan.threads = WgmmaGemmCfg<1, 256, 32>::kThreads;
+    plan.threads = WgmmaGemmCfg<1, 256, 32, 16>::kThreads;
     // T for a chunk of rows at a time (the cap bounds the scratch memory; each chunk is a pair of
     // launches). A misaligned call runs the fused kernel instead, so its workspace is reserved too.
     const int64_t row_bytes = p.used_tile_cols() * p.used_tile_rows() * wgmma_rank_padding(p.rank) * 2;
@@ -472,16 +472,18 @@ static cudaError_t launch_wgmma_gemm_path(const TsvdProblem& p, DType dtype, con
   const uint64_t rows = uint64_t(p.used_tile_rows()), cols = uint64_t(p.used_tile_cols());
   const uint64_t Tn = uint64_t(p.Tn), last = rows - 1, k_last = K - last * tk;
   WgmmaGemmMaps m1{}, m2{};
-  // U as [Tk][Tn][tk][r]: box kr x 64 k x (256 / kr) tiles x 1; the last tile row through its own map.
+  // U as [Tk][Tn][tk][r]: box kr x 64 k x (256 / kr) tiles x 1, one swizzle atom of kr * 2-byte rows
+  // per tile; the last tile row through its own map.
   const uint64_t u_dims[4] = {r, tk, Tn, uint64_t(p.Tk)}, u_last_dims[4] = {r, k_last, Tn, 1};
   const uint64_t u_strides[4] = {0, r * 2, tk * r * 2, Tn * tk * r * 2};
   const uint32_t u_box[4] = {uint32_t(kr), 64, uint32_t(256 / kr), 1};
+  const int u_swizzle = kr * 2;
   const void* U_last = static_cast<const char*>(U) + last * Tn * tk * r * 2;
   // V as [Tk][Tn][r][tn], the used tile rows: box 64 columns x kr x 1 tile x 64 / kr tile rows.
   const uint64_t v_dims[4] = {tn, r, Tn, rows}, v_strides[4] = {0, tn * 2, r * tn * 2, Tn * r * tn * 2};
   const uint32_t v_box[4] = {64, uint32_t(kr), 1, uint32_t(64 / kr)};
-  if (!encode_tensor_map_16bit(&m1.b, U, 4, u_dims, u_strides, u_box, kr * 2) ||
-      !encode_tensor_map_16bit(&m1.b_last, U_last, 4, u_last_dims, u_strides, u_box, kr * 2) ||
+  if (!encode_tensor_map_16bit(&m1.b, U, 4, u_dims, u_strides, u_box, u_swizzle) ||
+      !encode_tensor_map_16bit(&m1.b_last, U_last, 4, u_last_dims, u_strides, u_box, u_swizzle) ||
       !encode_tensor_map_16bit(&m2.b, V, 4, v_dims, v_strides, v_box, 128))
     return cudaErrorNotSupported;
   m2.b_last = m2.b;
@@ -516,10 +518,12 @@ static cudaError_t launch_wgmma_gemm_path(const TsvdProblem& p, DType dtype, con
       return m0 == 0 ? cudaErrorNotSupported : cudaErrorUnknown;  // later chunks differ from the first only in M
     const int64_t row_blocks = (mc + 127) / 128;
     a1.M = a2.M = mc;
+    a1.row_blocks = a2.row_blocks = int(row_blocks);
     a1.units = int(row_blocks * int64_t(a1.rows) * a1.col_blocks);
     a2.units = int(row_blocks * int64_t(a2.col_blocks));
+    a1.per_cta = (a1.units + sms - 1) / sms;
     a2.out = Y_c;
-    const int g1 = std::min(a1.units, sms), g2 = std::min(a2.units, sms);
+    const int g1 = (a1.units + a1.per_cta - 1) / a1.per_cta, g2 = std::min(a2.units, sms);
     // stage_mask (benchmarks only: wrong results otherwise) times one stage alone.
     cudaError_t err = cudaSuccess;
     if (stage_mask & 1)

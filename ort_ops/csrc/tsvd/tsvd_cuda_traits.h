@@ -147,24 +147,30 @@ struct WgmmaMaps {
 // per k16 step) and walks work units (output blocks) persistently. Ring slots hold one k chunk of
 // 64: A [128][64] (K-major, 128-byte swizzle) and B [64 k][kBN] as kBN * 2 / kBSpan atoms of
 // [64 k][kBSpan bytes] (MN-major; stage 1: U_ij, kBSpan = kR * 2; stage 2: V, kBSpan = 128).
-template <int Stage, int BN, int BSpan>
+template <int Stage, int BN, int BSpan, int R>
 struct WgmmaGemmCfg {
-  static constexpr int kStage = Stage, kBM = 128, kBN = BN, kBSpan = BSpan, kThreads = 384;
+  static constexpr int kStage = Stage, kBM = 128, kBN = BN, kBSpan = BSpan, kR = R, kThreads = 384;
   static constexpr int kProducerRegs = 40, kConsumerRegs = 232;  // 128 x 40 + 256 x 232 <= 65536
-  static constexpr int kAtomCols = BSpan / 2;                    // B columns per atom (stage 1: kR)
+  static constexpr int kAtomCols = BSpan / 2;                    // B columns per swizzle atom
+  static constexpr int kTiles = BN / R;                          // stage 1: tiles per column block
   static constexpr int kABytes = kBM * 64 * 2, kBAtomBytes = 64 * BSpan, kBAtoms = BN / kAtomCols;
-  static constexpr int kSlotBytes = kABytes + kBAtoms * kBAtomBytes;
+  static constexpr int kBBytes = kBAtoms * kBAtomBytes;  // B of one k chunk: [64][kBN]
+  // Stage 1 keeps one panel's U resident (up to 4 k chunks: tk <= 256), and its slots hold only A.
+  static constexpr int kResidentBytes = Stage == 1 ? 4 * kBBytes : 0;
+  static constexpr int kSlotBytes = kABytes + (Stage == 1 ? 0 : kBBytes);
   // The epilogue's staging buffer: each consumer warpgroup's 64 x kBN block, rounded to the output
   // type, for its TMA stores (stage 1: kBN / kR boxes [64][kR]; stage 2: kBN / 64 boxes [64][64]).
   static constexpr int kStagingBytes = 2 * 64 * BN * 2;
-  static constexpr int kBudget = 227 * 1024 - 1024 - 256 - kStagingBytes;  // alignment slack, barriers
+  static constexpr int kBudget = 227 * 1024 - 1024 - 256 - kStagingBytes - kResidentBytes;  // slack, barriers
   static constexpr int kStages = kBudget / kSlotBytes > 8 ? 8 : kBudget / kSlotBytes;
-  static constexpr size_t kSmemBytes = size_t(kStages) * kSlotBytes + kStagingBytes + 1024;
+  static constexpr size_t kSmemBytes = size_t(kResidentBytes) + size_t(kStages) * kSlotBytes + kStagingBytes + 1024;
   static_assert(Stage == 1 || Stage == 2, "two stages");
   static_assert(BN == 128 || BN == 256, "m64n128 / m64n256 products");
   static_assert(BSpan == 32 || BSpan == 64 || BSpan == 128, "TMA swizzle spans");
   static_assert(Stage == 1 || BSpan == 128, "stage 2 reads V in 64-column atoms");
-  static_assert(kStages >= 3, "a ring of at least 3 k chunks");
+  static_assert(R == 16 || R == 32 || R == 64, "rank padded to 16, 32 or 64");
+  static_assert(Stage == 2 || BSpan == 2 * R, "stage 1: one swizzle atom per tile, rows of kR * 2 bytes");
+  static_assert(kStages >= 2, "a ring of at least 2 k chunks");
 };
 
 // The two-stage Hopper GEMMs' tensor maps (encoded per call and row chunk, tsvd_cuda.cu):
@@ -192,7 +198,9 @@ struct WgmmaGemmArgs {
   int kr;            // rank padded to 16 / 32 / 64 (T's columns per tile)
   int64_t ld_out;    // stage 1: T's row pitch (cols x rows x kr); stage 2: N
   int col_blocks;    // column blocks per row block (stage 1: of kBN over cols x kr; stage 2: cols)
+  int row_blocks;    // blocks of 128 rows
   int units;         // work units: row blocks x col_blocks (stage 1: x rows)
+  int per_cta;       // stage 1: units per CTA (a contiguous run)
   int partial_last;  // stage 1: the last tile row is partial (load it through b_last)
   int tma_store;     // the epilogue stores through maps.out (else direct stores: Y rows not 16-byte aligned)
 };

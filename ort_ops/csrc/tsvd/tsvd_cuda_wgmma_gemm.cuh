@@ -12,6 +12,9 @@
 // fused kernel (tsvd_cuda_wgmma.cuh) keeps T in registers but runs stage 1 as N = r products that
 // re-read A per tile; measured against it in docs/tsvd_cuda.md.
 //
+// Stage 1 keeps a panel's U (one tile row's tk x 256 columns, up to 128 KB) resident in shared
+// memory while A streams past it for a run of row blocks: streaming U per unit made its rank-wide
+// rows (32 bytes at r = 16) the largest part of the L2 traffic (Nsight Compute: L2 81% busy).
 // Warp-specialised as the fused kernel: thread 0 of the producer warpgroup issues the TMA loads of
 // every k chunk of every unit of this CTA into a ring of slots (full / empty mbarriers), the two
 // consumer warpgroups run the products and the unit's epilogue: each warpgroup rounds its 64-row
@@ -32,37 +35,45 @@ __global__ void __launch_bounds__(C::kThreads, 1)
   if constexpr (!wgmma::kHasWgmma) {
     __trap();  // launched only where the sm_90a code exists (runs_sm90a, tsvd_cuda.cu)
   } else {
-    constexpr int ST = C::kStages, kR = C::kAtomCols;  // stage 1: atoms are tiles of kR columns
+    constexpr int ST = C::kStages, kR = C::kR;
     constexpr bool kStage1 = C::kStage == 1;
-    __shared__ __align__(8) uint64_t bars[2 * ST];
+    __shared__ __align__(8) uint64_t bars[2 * ST + 2];
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    const uint32_t ring = (ptx::smem_u32(smem_raw) + 1023u) & ~1023u;  // swizzle atoms: 1024-aligned
-    const uint32_t staging = ring + ST * C::kSlotBytes;                // 2 x [64 rows][kBN], type T
+    // [resident B (stage 1: U of one panel)][ring of k-chunk slots][staging], swizzle atoms 1024-aligned
+    const uint32_t resident = (ptx::smem_u32(smem_raw) + 1023u) & ~1023u;
+    const uint32_t ring = resident + C::kResidentBytes;
+    const uint32_t staging = ring + ST * C::kSlotBytes;  // 2 x [64 rows][kBN], type T
     const uint32_t bar0 = ptx::smem_u32(bars);
     auto full = [&](int b) { return bar0 + 8u * b; };
     auto empty = [&](int b) { return bar0 + 8u * (ST + b); };
+    const uint32_t b_full = bar0 + 8u * (2 * ST), b_empty = b_full + 8u;  // the resident block
 
-    // Unit u: column block fastest (stage 1: the column blocks of one A block run side by side, so
-    // A is read from DRAM about once), then the tile row (stage 1), then the row block.
+    // Stage 1: a CTA takes a contiguous run of units ordered panel (tile row i, column block) major,
+    // row block minor, so it loads a panel's U (tk x 256) once and streams A past it. Stage 2:
+    // units strided over the grid, tile column fastest (a T block is read by neighbouring CTAs).
     struct Unit {
       int64_t m0;
-      int i, cb, chunks;
+      int i, cb, chunks, panel;
     };
     auto unit = [&](int u) {
       Unit w;
-      w.cb = u % a.col_blocks;
-      const int rest = u / a.col_blocks;
       if constexpr (kStage1) {
-        w.i = rest % a.rows;
-        w.m0 = int64_t(rest / a.rows) * C::kBM;
+        w.panel = u / a.row_blocks;
+        w.m0 = int64_t(u - w.panel * a.row_blocks) * C::kBM;
+        w.i = w.panel / a.col_blocks, w.cb = w.panel - w.i * a.col_blocks;
         w.chunks = (min(a.tk, a.K - w.i * a.tk) + 63) / 64;
       } else {
+        w.panel = 0;
+        w.cb = u % a.col_blocks;
+        w.m0 = int64_t(u / a.col_blocks) * C::kBM;
         w.i = 0;
-        w.m0 = int64_t(rest) * C::kBM;
         w.chunks = (a.rows * a.kr + 63) / 64;
       }
       return w;
     };
+    const int u_begin = kStage1 ? blockIdx.x * a.per_cta : blockIdx.x;
+    const int u_end = kStage1 ? min(a.units, u_begin + a.per_cta) : a.units;
+    const int u_step = kStage1 ? 1 : gridDim.x;
 
     const int tid = threadIdx.x, wg = tid / 128, lane = tid & 31;
     if (tid == 0) {
@@ -70,6 +81,8 @@ __global__ void __launch_bounds__(C::kThreads, 1)
         tma::mbar_init(full(b), 1);   // the producer's arrive.expect_tx
         tma::mbar_init(empty(b), 8);  // one arrival per consumer warp
       }
+      tma::mbar_init(b_full, 1);
+      tma::mbar_init(b_empty, 8);
       tma::fence_mbar_init();
     }
     __syncthreads();
@@ -80,18 +93,25 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       if (tid == 0) {
         tma::prefetch_map(&maps.a), tma::prefetch_map(&maps.b);
         if (kStage1) tma::prefetch_map(&maps.b_last);
-        int b = 0, round = 0;
-        for (int u = blockIdx.x; u < a.units; u += gridDim.x) {
+        int b = 0, round = 0, panel = -1, panels = 0;
+        for (int u = u_begin; u < u_end; u += u_step) {
           const Unit w = unit(u);
-          const bool last_row = kStage1 && a.partial_last && w.i == a.rows - 1;
+          if (kStage1 && w.panel != panel) {
+            // A new panel's U: once the consumers are done with the previous one.
+            if (panels > 0) tma::mbar_wait(b_empty, (panels - 1) & 1);
+            const bool last_row = a.partial_last && w.i == a.rows - 1;
+            const CUtensorMap* mu = last_row ? &maps.b_last : &maps.b;
+            tma::mbar_arrive_expect_tx(b_full, w.chunks * C::kBBytes);
+            for (int c = 0; c < w.chunks; ++c)
+              tma::load_4d(resident + c * C::kBBytes, mu, 0, 64 * c, w.cb * C::kTiles, last_row ? 0 : w.i, b_full);
+            panel = w.panel, ++panels;
+          }
           for (int c = 0; c < w.chunks; ++c) {
             if (round > 0) tma::mbar_wait(empty(b), (round - 1) & 1);
             const uint32_t slot = ring + b * C::kSlotBytes;
             tma::mbar_arrive_expect_tx(full(b), C::kSlotBytes);
             if constexpr (kStage1) {
               tma::load_2d(slot, &maps.a, w.i * a.tk + 64 * c, int(w.m0), full(b));
-              tma::load_4d(slot + C::kABytes, last_row ? &maps.b_last : &maps.b, 0, 64 * c, w.cb * C::kBAtoms,
-                           last_row ? 0 : w.i, full(b));
             } else {
               tma::load_3d(slot, &maps.a, 64 * c, w.cb, int(w.m0), full(b));
               const int rows_per_chunk = 64 / a.kr;
@@ -113,18 +133,22 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     const int cw = wg - 1, warp_in_wg = (tid / 32) % 4, g = lane >> 2, t2 = (lane & 3) * 2;
     float d[C::kBN / 2];  // this warpgroup's 64 rows x kBN columns, fp32
     const uint64_t desc_a0 = wgmma::sw128_desc(ring + cw * 8192);
-    const uint64_t desc_b0 = wgmma::mn_atoms_desc<C::kBSpan>(ring + C::kABytes, C::kBAtomBytes);
-    int b = 0, round = 0;
-    for (int u = blockIdx.x; u < a.units; u += gridDim.x) {
+    // B: stage 1 the resident panel (chunk c at c * kBBytes), stage 2 the slot's B part.
+    const uint64_t desc_b0 =
+        wgmma::mn_atoms_desc<C::kBSpan>(kStage1 ? resident : ring + C::kABytes, C::kBAtomBytes);
+    int b = 0, round = 0, panel = -1, panels = 0;
+    for (int u = u_begin; u < u_end; u += u_step) {
       const Unit w = unit(u);
+      if (kStage1 && w.panel != panel) tma::mbar_wait(b_full, panels & 1), panel = w.panel, ++panels;
       int pend = -1;  // slots are released one step late, after the wait that leaves one group in flight
       for (int c = 0; c < w.chunks; ++c) {
         tma::mbar_wait(full(b), round & 1);
         const uint64_t slot = uint64_t(b) * (C::kSlotBytes >> 4);
+        const uint64_t desc_b = desc_b0 + (kStage1 ? uint64_t(c) * (C::kBBytes >> 4) : slot);
         wgmma::fence();
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks)
-          wgmma::mma_m64nNk16_ss_wide<T, C::kBN, 1>(d, desc_a0 + slot + ks * 2, desc_b0 + slot + ks * C::kBSpan,
+          wgmma::mma_m64nNk16_ss_wide<T, C::kBN, 1>(d, desc_a0 + slot + ks * 2, desc_b + ks * C::kBSpan,
                                                     c > 0 || ks > 0);
         wgmma::commit();
         wgmma::wait<1>();
@@ -134,6 +158,8 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       }
       wgmma::wait<0>();
       if (pend >= 0 && lane == 0) tma::mbar_arrive(empty(pend));
+      // The panel's last unit of this CTA: its U may be replaced.
+      if (kStage1 && lane == 0 && (u + 1 >= u_end || unit(u + 1).panel != panel)) tma::mbar_arrive(b_empty);
       wgmma::fence_operands(d);
 
       // Epilogue: warp w of the warpgroup holds rows 16w + g and 16w + g + 8; element 4·n8 + e is
@@ -155,7 +181,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
             float v0 = d[4 * n8 + 2 * e2], v1 = d[4 * n8 + 2 * e2 + 1];
             uint32_t addr;
             if constexpr (kStage1) {  // box [64][kR] of tile col / kR, rows of one swizzle span
-              addr = stage_wg + (col / kR) * (64 * C::kBSpan) + tma::swizzle<C::kBSpan>(r * C::kBSpan + (col % kR) * 2);
+              addr = stage_wg + (col / kR) * (128 * kR) + tma::swizzle<2 * kR>(r * 2 * kR + (col % kR) * 2);
             } else {  // box [64][64] of column atom col / 64
               addr = stage_wg + (col / 64) * 8192 + tma::swizzle<128>(r * 128 + (col % 64) * 2);
               if (bias) {
@@ -173,9 +199,9 @@ __global__ void __launch_bounds__(C::kThreads, 1)
           const int row0 = int(w.m0) + 64 * cw;
           if constexpr (kStage1) {
 #pragma unroll 1
-            for (int jj = 0; jj < C::kBAtoms; ++jj) {
-              const int j = w.cb * C::kBAtoms + jj;
-              if (j < a.cols) tma::store_4d(&maps.out, 0, w.i, j, row0, stage_wg + jj * (64 * C::kBSpan));
+            for (int jj = 0; jj < C::kTiles; ++jj) {
+              const int j = w.cb * C::kTiles + jj;
+              if (j < a.cols) tma::store_4d(&maps.out, 0, w.i, j, row0, stage_wg + jj * (128 * kR));
             }
           } else {
 #pragma unroll
@@ -222,12 +248,12 @@ template <typename T>
 cudaError_t launch_wgmma_gemm(int stage, const WgmmaGemmMaps& maps, const WgmmaGemmArgs& a, int grid,
                               cudaStream_t stream, bool pdl) {
   if (stage == 1) {
-    if (a.kr == 16) return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<1, 256, 32>>(maps, a, grid, stream, pdl);
-    if (a.kr == 32) return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<1, 256, 64>>(maps, a, grid, stream, pdl);
-    return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<1, 256, 128>>(maps, a, grid, stream, pdl);
+    if (a.kr == 16) return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<1, 256, 32, 16>>(maps, a, grid, stream, pdl);
+    if (a.kr == 32) return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<1, 256, 64, 32>>(maps, a, grid, stream, pdl);
+    return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<1, 256, 128, 64>>(maps, a, grid, stream, pdl);
   }
-  if (a.tn == 128) return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<2, 128, 128>>(maps, a, grid, stream, pdl);
-  return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<2, 256, 128>>(maps, a, grid, stream, pdl);
+  if (a.tn == 128) return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<2, 128, 128, 16>>(maps, a, grid, stream, pdl);
+  return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<2, 256, 128, 16>>(maps, a, grid, stream, pdl);
 }
 
 }  // namespace ortops::cuda::tsvd
