@@ -258,6 +258,7 @@ bool wgmma_gemm_fits(const TsvdProblem& p, DType dtype) {
   const int64_t kr = wgmma_rank_padding(p.rank), rows = p.used_tile_rows(), cols = p.used_tile_cols();
   const int64_t row_blocks = (p.M + 127) / 128, col_blocks1 = (cols * kr + 255) / 256;
   return row_blocks * rows * col_blocks1 < (int64_t(1) << 31) && row_blocks * cols < (int64_t(1) << 31) &&
+         row_blocks <= 65535 &&  // stage 1's segment search walks the row blocks
          cols * rows * kr < (int64_t(1) << 31) && p.Tn * p.Tk < (int64_t(1) << 31);
 }
 bool wgmma_preferred(const TsvdProblem& p) {
@@ -302,7 +303,7 @@ Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& op
   if (sm90a && wgmma_gemm_fits(p, dtype) && opt.path == 5) {
     Plan plan;
     plan.path = Path::kWgmmaGemm;
-    plan.threads = WgmmaGemmCfg<1, 256, 32, 16>::kThreads;
+    plan.threads = WgmmaGemmCfg<2, 256, 128, 16>::kThreads;
     // T for a chunk of rows at a time (the cap bounds the scratch memory; each chunk is a pair of
     // launches). A misaligned call runs the fused kernel instead, so its workspace is reserved too.
     const int64_t row_bytes = p.used_tile_cols() * p.used_tile_rows() * wgmma_rank_padding(p.rank) * 2;
@@ -461,6 +462,20 @@ static bool encode_wgmma_maps(const TsvdProblem& p, const void* A, const void* U
          encode_tensor_map_16bit(&m->v, V, 3, v_dims, v_strides, v_box, 128);
 }
 
+// Stage 1's work items (WgmmaGemmArgs): the segment length, in row blocks, that finishes first on
+// `sms` CTAs, counting a panel's U load as one more row block (it brings twice a row block's bytes
+// of A at tk = 256, in rank-wide rows).
+static void stage1_items(WgmmaGemmArgs& a, int sms) {
+  a.panels = a.rows * a.col_blocks;
+  int64_t best = -1;
+  for (int len = 1; len <= a.row_blocks; ++len) {
+    const int64_t items = int64_t(a.panels) * ((a.row_blocks + len - 1) / len);
+    const int64_t cost = (items + sms - 1) / sms * (len + 1);
+    if (best < 0 || cost <= best) best = cost, a.seg_len = len;  // ties: the longer segment
+  }
+  a.items = int(int64_t(a.panels) * ((a.row_blocks + a.seg_len - 1) / a.seg_len));
+}
+
 // The two-stage Hopper GEMMs, one (stage 1, stage 2) pair of launches per row chunk of M. The
 // factors' maps are encoded once, A's and T's per chunk. cudaErrorNotSupported: the driver declined
 // a map before anything was launched, so the caller runs the fused kernel instead.
@@ -519,11 +534,10 @@ static cudaError_t launch_wgmma_gemm_path(const TsvdProblem& p, DType dtype, con
     const int64_t row_blocks = (mc + 127) / 128;
     a1.M = a2.M = mc;
     a1.row_blocks = a2.row_blocks = int(row_blocks);
-    a1.units = int(row_blocks * int64_t(a1.rows) * a1.col_blocks);
     a2.units = int(row_blocks * int64_t(a2.col_blocks));
-    a1.per_cta = (a1.units + sms - 1) / sms;
+    stage1_items(a1, sms);
     a2.out = Y_c;
-    const int g1 = (a1.units + a1.per_cta - 1) / a1.per_cta, g2 = std::min(a2.units, sms);
+    const int g1 = std::min(a1.items, sms), g2 = std::min(a2.units, sms);
     // stage_mask (benchmarks only: wrong results otherwise) times one stage alone.
     cudaError_t err = cudaSuccess;
     if (stage_mask & 1)

@@ -147,7 +147,7 @@ struct WgmmaMaps {
 // per k16 step) and walks work units (output blocks) persistently. Ring slots hold one k chunk of
 // 64: A [128][64] (K-major, 128-byte swizzle) and B [64 k][kBN] as kBN * 2 / kBSpan atoms of
 // [64 k][kBSpan bytes] (MN-major; stage 1: U_ij, kBSpan = kR * 2; stage 2: V, kBSpan = 128).
-template <int Stage, int BN, int BSpan, int R>
+template <int Stage, int BN, int BSpan, int R, int ResidentChunks = 0>
 struct WgmmaGemmCfg {
   static constexpr int kStage = Stage, kBM = 128, kBN = BN, kBSpan = BSpan, kR = R, kThreads = 384;
   static constexpr int kProducerRegs = 40, kConsumerRegs = 232;  // 128 x 40 + 256 x 232 <= 65536
@@ -155,8 +155,10 @@ struct WgmmaGemmCfg {
   static constexpr int kTiles = BN / R;                          // stage 1: tiles per column block
   static constexpr int kABytes = kBM * 64 * 2, kBAtomBytes = 64 * BSpan, kBAtoms = BN / kAtomCols;
   static constexpr int kBBytes = kBAtoms * kBAtomBytes;  // B of one k chunk: [64][kBN]
-  // Stage 1 keeps one panel's U resident (up to 4 k chunks: tk <= 256), and its slots hold only A.
-  static constexpr int kResidentBytes = Stage == 1 ? 4 * kBBytes : 0;
+  // Stage 1 keeps one panel's U resident (ResidentChunks k chunks: tk <= 64 x that), and its slots
+  // hold only A: 2 chunks leave 6 slots, 4 chunks 2.
+  static constexpr int kResidentChunks = ResidentChunks;
+  static constexpr int kResidentBytes = ResidentChunks * kBBytes;
   static constexpr int kSlotBytes = kABytes + (Stage == 1 ? 0 : kBBytes);
   // The epilogue's staging buffer: each consumer warpgroup's 64 x kBN block, rounded to the output
   // type, for its TMA stores (stage 1: kBN / kR boxes [64][kR]; stage 2: kBN / 64 boxes [64][64]).
@@ -170,6 +172,7 @@ struct WgmmaGemmCfg {
   static_assert(Stage == 1 || BSpan == 128, "stage 2 reads V in 64-column atoms");
   static_assert(R == 16 || R == 32 || R == 64, "rank padded to 16, 32 or 64");
   static_assert(Stage == 2 || BSpan == 2 * R, "stage 1: one swizzle atom per tile, rows of kR * 2 bytes");
+  static_assert((Stage == 1) == (ResidentChunks > 0) && ResidentChunks <= 4, "stage 1 holds U resident");
   static_assert(kStages >= 2, "a ring of at least 2 k chunks");
 };
 
@@ -199,8 +202,11 @@ struct WgmmaGemmArgs {
   int64_t ld_out;    // stage 1: T's row pitch (cols x rows x kr); stage 2: N
   int col_blocks;    // column blocks per row block (stage 1: of kBN over cols x kr; stage 2: cols)
   int row_blocks;    // blocks of 128 rows
-  int units;         // work units: row blocks x col_blocks (stage 1: x rows)
-  int per_cta;       // stage 1: units per CTA (a contiguous run)
+  int units;         // stage 2: work units, row blocks x col_blocks
+  // Stage 1: work items (panel = tile row x column block, segment of seg_len row blocks), panel
+  // fastest; a CTA takes items blockIdx.x, + gridDim.x, ..., so the CTAs running at once hold
+  // neighbouring panels over the same rows of A (read from DRAM about once).
+  int panels, seg_len, items;
   int partial_last;  // stage 1: the last tile row is partial (load it through b_last)
   int tma_store;     // the epilogue stores through maps.out (else direct stores: Y rows not 16-byte aligned)
 };

@@ -48,32 +48,36 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     auto empty = [&](int b) { return bar0 + 8u * (ST + b); };
     const uint32_t b_full = bar0 + 8u * (2 * ST), b_empty = b_full + 8u;  // the resident block
 
-    // Stage 1: a CTA takes a contiguous run of units ordered panel (tile row i, column block) major,
-    // row block minor, so it loads a panel's U (tk x 256) once and streams A past it. Stage 2:
-    // units strided over the grid, tile column fastest (a T block is read by neighbouring CTAs).
+    // A unit is one 128 x kBN output block. Stage 1: items (a panel = tile row i x column block,
+    // and a segment of row blocks; WgmmaGemmArgs) strided over the grid, each loading its panel's
+    // U (tk x 256) once and streaming A past it. Stage 2: units strided over the grid, tile column
+    // fastest. walk(f) calls f(unit, opens an item, closes an item) for this CTA's units in order.
     struct Unit {
       int64_t m0;
-      int i, cb, chunks, panel;
+      int i, cb, chunks;
     };
-    auto unit = [&](int u) {
-      Unit w;
+    auto walk = [&](auto&& f) {
       if constexpr (kStage1) {
-        w.panel = u / a.row_blocks;
-        w.m0 = int64_t(u - w.panel * a.row_blocks) * C::kBM;
-        w.i = w.panel / a.col_blocks, w.cb = w.panel - w.i * a.col_blocks;
-        w.chunks = (min(a.tk, a.K - w.i * a.tk) + 63) / 64;
+        for (int it = blockIdx.x; it < a.items; it += gridDim.x) {
+          const int panel = it % a.panels, rb0 = it / a.panels * a.seg_len;
+          const int rb1 = min(a.row_blocks, rb0 + a.seg_len);
+          Unit w;
+          w.i = panel / a.col_blocks, w.cb = panel - w.i * a.col_blocks;
+          w.chunks = (min(a.tk, a.K - w.i * a.tk) + 63) / 64;
+          for (int rb = rb0; rb < rb1; ++rb) {
+            w.m0 = int64_t(rb) * C::kBM;
+            f(w, rb == rb0, rb + 1 == rb1);
+          }
+        }
       } else {
-        w.panel = 0;
-        w.cb = u % a.col_blocks;
-        w.m0 = int64_t(u / a.col_blocks) * C::kBM;
-        w.i = 0;
-        w.chunks = (a.rows * a.kr + 63) / 64;
+        for (int u = blockIdx.x; u < a.units; u += gridDim.x) {
+          Unit w;
+          w.cb = u % a.col_blocks, w.m0 = int64_t(u / a.col_blocks) * C::kBM, w.i = 0;
+          w.chunks = (a.rows * a.kr + 63) / 64;
+          f(w, false, false);
+        }
       }
-      return w;
     };
-    const int u_begin = kStage1 ? blockIdx.x * a.per_cta : blockIdx.x;
-    const int u_end = kStage1 ? min(a.units, u_begin + a.per_cta) : a.units;
-    const int u_step = kStage1 ? 1 : gridDim.x;
 
     const int tid = threadIdx.x, wg = tid / 128, lane = tid & 31;
     if (tid == 0) {
@@ -93,10 +97,9 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       if (tid == 0) {
         tma::prefetch_map(&maps.a), tma::prefetch_map(&maps.b);
         if (kStage1) tma::prefetch_map(&maps.b_last);
-        int b = 0, round = 0, panel = -1, panels = 0;
-        for (int u = u_begin; u < u_end; u += u_step) {
-          const Unit w = unit(u);
-          if (kStage1 && w.panel != panel) {
+        int b = 0, round = 0, panels = 0;
+        walk([&](const Unit& w, bool opens, bool) {
+          if (kStage1 && opens) {
             // A new panel's U: once the consumers are done with the previous one.
             if (panels > 0) tma::mbar_wait(b_empty, (panels - 1) & 1);
             const bool last_row = a.partial_last && w.i == a.rows - 1;
@@ -104,7 +107,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
             tma::mbar_arrive_expect_tx(b_full, w.chunks * C::kBBytes);
             for (int c = 0; c < w.chunks; ++c)
               tma::load_4d(resident + c * C::kBBytes, mu, 0, 64 * c, w.cb * C::kTiles, last_row ? 0 : w.i, b_full);
-            panel = w.panel, ++panels;
+            ++panels;
           }
           for (int c = 0; c < w.chunks; ++c) {
             if (round > 0) tma::mbar_wait(empty(b), (round - 1) & 1);
@@ -122,7 +125,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
             }
             if (++b == ST) b = 0, ++round;
           }
-        }
+        });
       }
       ptx::griddep_launch_dependents();
       return;
@@ -136,10 +139,9 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     // B: stage 1 the resident panel (chunk c at c * kBBytes), stage 2 the slot's B part.
     const uint64_t desc_b0 =
         wgmma::mn_atoms_desc<C::kBSpan>(kStage1 ? resident : ring + C::kABytes, C::kBAtomBytes);
-    int b = 0, round = 0, panel = -1, panels = 0;
-    for (int u = u_begin; u < u_end; u += u_step) {
-      const Unit w = unit(u);
-      if (kStage1 && w.panel != panel) tma::mbar_wait(b_full, panels & 1), panel = w.panel, ++panels;
+    int b = 0, round = 0, panels = 0;
+    walk([&](const Unit& w, bool opens, bool closes) {
+      if (kStage1 && opens) tma::mbar_wait(b_full, panels & 1), ++panels;
       int pend = -1;  // slots are released one step late, after the wait that leaves one group in flight
       for (int c = 0; c < w.chunks; ++c) {
         tma::mbar_wait(full(b), round & 1);
@@ -158,8 +160,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       }
       wgmma::wait<0>();
       if (pend >= 0 && lane == 0) tma::mbar_arrive(empty(pend));
-      // The panel's last unit of this CTA: its U may be replaced.
-      if (kStage1 && lane == 0 && (u + 1 >= u_end || unit(u + 1).panel != panel)) tma::mbar_arrive(b_empty);
+      if (kStage1 && closes && lane == 0) tma::mbar_arrive(b_empty);  // the panel's U may be replaced
       wgmma::fence_operands(d);
 
       // Epilogue: warp w of the warpgroup holds rows 16w + g and 16w + g + 8; element 4·n8 + e is
@@ -209,7 +210,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
           }
           tma::bulk_commit();
         }
-        continue;
+        return;
       }
       // Direct stores (stage 2 only: Y whose rows are not 16-byte aligned has no tensor map).
       T* out = static_cast<T*>(a.out);
@@ -228,7 +229,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
           store_pair(row + n, d[4 * n8 + 2 * e2] + b0, d[4 * n8 + 2 * e2 + 1] + b1, ok0, ok1);
         }
       }
-    }
+    });
     // The stores must have read shared memory before the CTA exits, and be complete before the
     // dependent launch (stage 2 reads T) may run past its griddepcontrol.wait.
     if (warp_in_wg == 0 && lane == 0) tma::bulk_wait();
@@ -248,9 +249,15 @@ template <typename T>
 cudaError_t launch_wgmma_gemm(int stage, const WgmmaGemmMaps& maps, const WgmmaGemmArgs& a, int grid,
                               cudaStream_t stream, bool pdl) {
   if (stage == 1) {
-    if (a.kr == 16) return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<1, 256, 32, 16>>(maps, a, grid, stream, pdl);
-    if (a.kr == 32) return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<1, 256, 64, 32>>(maps, a, grid, stream, pdl);
-    return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<1, 256, 128, 64>>(maps, a, grid, stream, pdl);
+    // U resident for tk <= 128 in 2 k chunks (a 6-slot A ring), else in 4 (2 slots).
+    if (a.tk <= 128) {
+      if (a.kr == 16) return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<1, 256, 32, 16, 2>>(maps, a, grid, stream, pdl);
+      if (a.kr == 32) return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<1, 256, 64, 32, 2>>(maps, a, grid, stream, pdl);
+      return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<1, 256, 128, 64, 2>>(maps, a, grid, stream, pdl);
+    }
+    if (a.kr == 16) return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<1, 256, 32, 16, 4>>(maps, a, grid, stream, pdl);
+    if (a.kr == 32) return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<1, 256, 64, 32, 4>>(maps, a, grid, stream, pdl);
+    return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<1, 256, 128, 64, 4>>(maps, a, grid, stream, pdl);
   }
   if (a.tn == 128) return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<2, 128, 128, 16>>(maps, a, grid, stream, pdl);
   return launch_wgmma_gemm_cfg<T, WgmmaGemmCfg<2, 256, 128, 16>>(maps, a, grid, stream, pdl);
