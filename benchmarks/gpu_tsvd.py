@@ -83,6 +83,7 @@ HOPPER2_VARIANTS = [("wgmma", 3, -1, -1, -1, 3, -1, -1, 1, 1 << 30),
                     ("gemm2_s1", 5, -1, -1, -1, 1, -1, -1, 1, 1 << 30),
                     ("gemm2_s2", 5, -1, -1, -1, 2, -1, -1, 1, 1 << 30),
                     ("gemm2_32M", 5, 32 << 20, -1, -1, 3, -1, -1, 1024, 1 << 30)]
+HOPPER2_AB = HOPPER2_VARIANTS[:2]  # --variants hopper2_ab: the two alone (policy sweeps)
 
 # --variants decode: the fused mma.sync kernel (path 1, the default at M <= 16 before the decode
 # kernel) beside the default (the decode kernel where it fits), in one run.
@@ -118,7 +119,7 @@ def main():
     ap.add_argument("--ab-shim", default=None,
                     help="a second launcher build, timed row by row beside --shim as variant 'base' (A/B in one run)")
     ap.add_argument("--large", action="store_true", help="large-M grid, fused vs two-stage variants")
-    ap.add_argument("--variants", choices=["none", "large", "small", "hopper", "hopper2", "decode", "decode_sweep"], default=None,
+    ap.add_argument("--variants", choices=["none", "large", "small", "hopper", "hopper2", "hopper2_ab", "decode", "decode_sweep"], default=None,
                     help="variants timed beside the default (default: large with --large, else none)")
     ap.add_argument("--ms", default=None, help="comma-separated M values (default: the issue's grid)")
     ap.add_argument("--shapes", default=None, help="comma-separated KxN (default: the issue's four)")
@@ -130,7 +131,7 @@ def main():
         shapes = [tuple(int(v) for v in x.split("x")) for x in args.shapes.split(",")]
     combos = LARGE if args.large else [(K, N, M) for K, N in shapes for M in ms]
     vsel = args.variants or ("large" if args.large else "none")
-    variant_list = {"none": [], "large": VARIANTS, "small": SMALL_VARIANTS, "hopper": HOPPER_VARIANTS, "hopper2": HOPPER2_VARIANTS,
+    variant_list = {"none": [], "large": VARIANTS, "small": SMALL_VARIANTS, "hopper": HOPPER_VARIANTS, "hopper2": HOPPER2_VARIANTS, "hopper2_ab": HOPPER2_AB,
                     "decode": DECODE_VARIANTS, "decode_sweep": DECODE_SWEEP}[vsel]
     lib = load_shim(args.shim)
     lib_base = load_shim(args.ab_shim) if args.ab_shim else None

@@ -236,14 +236,15 @@ def test_tsvd_wgmma_default_policy():
         pytest.skip("the Hopper kernel runs on compute capability 9.0 only")
     def q(dt, M, r, sv=0, tn=128, N=4096):
         return lib().ortops_test_tsvd_path(DTYPES[dt][0], M, 4096, N, 32, N // tn, 128, tn, r, 0, sv, 0)
-    assert q("float16", 1024, 16) == PATH_WGMMA and q("bfloat16", 8192, 64, tn=256) == PATH_WGMMA
+    # (where the two-stage Hopper GEMMs are preferred instead: test_tsvd_wgmma_gemm_default_policy)
+    assert q("float16", 1024, 32) == PATH_WGMMA and q("bfloat16", 8192, 64, tn=256) == PATH_WGMMA
     assert q("float16", 128, 32) == PATH_WGMMA and q("float16", 256, 32, tn=256, N=14336) == PATH_WGMMA
     assert q("float16", 64, 32, N=768) != PATH_WGMMA and q("float16", 127, 16, N=768) != PATH_WGMMA  # small weight
     assert q("float16", 64, 32) == PATH_WGMMA and q("float16", 17, 16, N=14336) == PATH_WGMMA  # large weight
     assert q("float16", 16, 32) != PATH_WGMMA           # the decode kernel's range
     assert q("float16", 128, 16, tn=256) == PATH_WGMMA and q("float16", 256, 16, tn=256, N=14336) == PATH_WGMMA
-    assert q("float16", 256, 8) == PATH_WGMMA and q("float16", 1024, 8) == PATH_WGMMA  # rank 8, c = 8
-    assert q("float16", 128, 8, N=14336) == PATH_WGMMA and q("float16", 2048, 8, N=14336) == PATH_WGMMA
+    assert q("float16", 256, 8) == PATH_WGMMA and q("float16", 511, 8) == PATH_WGMMA  # rank 8, c = 8
+    assert q("float16", 128, 8, N=14336) == PATH_WGMMA and q("float16", 2048, 32, N=14336) == PATH_WGMMA
     assert q("float16", 1024, 32, sv=1) != PATH_WGMMA   # shared V
     assert q("float16", 1024, 40) == PATH_WGMMA and q("float16", 1024, 36) != PATH_WGMMA  # r % 8
     assert q("float32", 1024, 32) != PATH_WGMMA
@@ -298,6 +299,28 @@ def test_tsvd_wgmma_gemm_ignored_entries_poisoned(shape, dtype, rng):
 def test_tsvd_wgmma_gemm_misaligned_a_falls_back(dtype, rng):
     """A not 16-byte aligned: the launcher takes the fused kernel instead, same answer."""
     check_case(((), 512, 512, 128, 128, 16, False, False, True), (300,), dtype, rng, path=5, misalign_a=True)
+
+
+def test_tsvd_wgmma_gemm_default_policy():
+    """By default the two-stage Hopper GEMMs run where they were measured faster than the fused
+    Hopper kernel (docs/tsvd_cuda.md, eighth session, runs 5 and 6): from M = 512, ranks (padded to
+    16 / 32 / 64) of at most an eighth of the tile width, on 128-column tiles or weights of 4096 x
+    4096 elements or more, tk <= 256, per-tile U and V, 16-bit types."""
+    if not _on_sm90():
+        pytest.skip("the Hopper kernels run on compute capability 9.0 only")
+
+    def q(dt, M, r, tn=128, tk=128, K=4096, N=4096, su=0, sv=0):
+        return lib().ortops_test_tsvd_path(DTYPES[dt][0], M, K, N, -(-K // tk), -(-N // tn), tk, tn, r, su, sv, 0)
+    G = PATH_WGMMA_GEMM
+    assert q("float16", 512, 16) == G and q("bfloat16", 8192, 8) == G and q("float16", 1024, 16, N=14336) == G
+    assert q("float16", 8192, 32, tn=256, tk=256) == G and q("float16", 2048, 16, tn=256, tk=256, N=14336) == G
+    assert q("float16", 1024, 16, K=768, N=3072) == G  # 128-column tiles of a small weight
+    assert q("float16", 511, 16) != G                   # below M = 512
+    assert q("float16", 8192, 24) != G and q("float16", 8192, 64, tn=256, tk=256) != G  # rank > tile / 8
+    assert q("float16", 2048, 32, tn=256, tk=256, K=768, N=3072) != G  # 256-column tiles of a small weight
+    assert q("float16", 2048, 16, tk=512) != G          # tk > 256: U of a tile row does not stay resident
+    assert q("float16", 2048, 16, su=1) != G and q("float16", 2048, 16, sv=1) != G  # shared factors
+    assert q("float32", 2048, 16) != G
 
 
 # ---- the decode kernel (M <= 16, sm_90: TMA ring, tile-row splits summed across a cluster; path 4) ----

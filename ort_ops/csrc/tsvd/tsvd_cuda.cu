@@ -261,6 +261,10 @@ bool wgmma_gemm_fits(const TsvdProblem& p, DType dtype) {
          row_blocks <= 65535 &&  // stage 1's segment search walks the row blocks
          cols * rows * kr < (int64_t(1) << 31) && p.Tn * p.Tk < (int64_t(1) << 31);
 }
+bool wgmma_gemm_preferred(const TsvdProblem& p) {
+  return p.M >= kWgmmaGemmMinM && wgmma_rank_padding(p.rank) * 8 <= p.tn &&
+         (p.tn == 128 || p.K * p.N >= kWgmmaLargeWeight);
+}
 bool wgmma_preferred(const TsvdProblem& p) {
   return p.M >= kWgmmaMinM || (p.M >= kWgmmaMinMLargeWeight && p.K * p.N >= kWgmmaLargeWeight);
 }
@@ -300,7 +304,8 @@ Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& op
     plan.workspace = fused_fallback_plan(p, dtype, sms, opt).workspace;  // a misaligned call runs it
     return plan;
   }
-  if (sm90a && wgmma_gemm_fits(p, dtype) && opt.path == 5) {
+  const bool gemm_by_m = opt.path == 0 && opt.wgmma_min_m < 0 && wgmma_gemm_preferred(p);
+  if (sm90a && wgmma_gemm_fits(p, dtype) && (opt.path == 5 || gemm_by_m)) {
     Plan plan;
     plan.path = Path::kWgmmaGemm;
     plan.threads = WgmmaGemmCfg<2, 256, 128, 16>::kThreads;

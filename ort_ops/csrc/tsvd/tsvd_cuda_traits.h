@@ -385,6 +385,14 @@ constexpr int64_t kWgmmaLargeWeight = int64_t(4096) * 4096;
 // Cap on the Hopper kernel's fp32 split partials, written and read back (about the L2 size).
 constexpr int64_t kWgmmaPartialBytes = int64_t(64) << 20;
 
+// Two-stage Hopper GEMMs (Path::kWgmmaGemm) by default where they fit (wgmma_gemm_fits) and
+// wgmma_gemm_preferred: from kWgmmaGemmMinM rows, for ranks (padded) of at most an eighth of the
+// tile width (c >= 4 with square tiles), on 128-column tiles or weights of kWgmmaLargeWeight
+// elements or more. From the H200 sweeps in docs/tsvd_cuda.md (eighth session, runs 5 and 6, 96
+// rows): 0.93-2.05x the fused Hopper kernel's time in the 40 rows the rule picks, faster in 34 (the
+// other 6 within 0.3-7.4%); at c = 2 and on 256-column tiles of small weights (few panels for the
+// SMs) the fused kernel was faster, below M = 512 it depended on the shape.
+constexpr int64_t kWgmmaGemmMinM = 512;
 // Cap on the two-stage Hopper path's T workspace: M is processed in row chunks whose T fits.
 constexpr int64_t kWgmmaGemmTCapBytes = int64_t(128) << 20;
 
@@ -403,6 +411,7 @@ bool wgmma_gemm_fits(const TsvdProblem& p, DType dtype);
 bool decode_fits(const TsvdProblem& p, DType dtype);
 DecodePlan make_decode_plan(const TsvdProblem& p, int sm_count, const TsvdOptions& opt);
 bool wgmma_preferred(const TsvdProblem& p);
+bool wgmma_gemm_preferred(const TsvdProblem& p);
 
 // Per-dtype launchers of the tensor-core kernel (tsvd_cuda_fp16.cu / tsvd_cuda_bf16.cu).
 cudaError_t launch_tc_fp16(const Plan& plan, const Args& a, cudaStream_t stream);
