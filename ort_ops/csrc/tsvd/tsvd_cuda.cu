@@ -257,8 +257,7 @@ bool wgmma_gemm_fits(const TsvdProblem& p, DType dtype) {
   if (!wgmma_fits(p, dtype) || p.shared_u || p.tk > 256) return false;  // stage 1 holds tk x 256 of U
   const int64_t kr = wgmma_rank_padding(p.rank), rows = p.used_tile_rows(), cols = p.used_tile_cols();
   const int64_t row_blocks = (p.M + 127) / 128, col_blocks1 = (cols * kr + 255) / 256;
-  return row_blocks * rows * col_blocks1 < (int64_t(1) << 31) && row_blocks * cols < (int64_t(1) << 31) &&
-         row_blocks <= 65535 &&  // stage 1's segment search walks the row blocks
+  return 2 * row_blocks * rows * col_blocks1 < (int64_t(1) << 31) && row_blocks * cols < (int64_t(1) << 31) &&
          cols * rows * kr < (int64_t(1) << 31) && p.Tn * p.Tk < (int64_t(1) << 31);
 }
 bool wgmma_gemm_preferred(const TsvdProblem& p) {
@@ -314,6 +313,7 @@ Plan make_plan(const TsvdProblem& p, DType dtype, int sms, const TsvdOptions& op
     const int64_t row_bytes = p.used_tile_cols() * p.used_tile_rows() * wgmma_rank_padding(p.rank) * 2;
     const int64_t cap = opt.t_cap_bytes >= 0 ? opt.t_cap_bytes : kWgmmaGemmTCapBytes;
     int64_t chunk = std::max<int64_t>(cap / row_bytes / 128 * 128, 128);
+    chunk = std::min<int64_t>(chunk, int64_t(65535) * 64);  // stage 1's segment search walks 64-row blocks
     if (chunk >= p.M) chunk = p.M;
     plan.m_chunk = chunk;
     plan.workspace = std::max(size_t(chunk) * size_t(row_bytes), fused_fallback_plan(p, dtype, sms, opt).workspace);
@@ -467,15 +467,15 @@ static bool encode_wgmma_maps(const TsvdProblem& p, const void* A, const void* U
          encode_tensor_map_16bit(&m->v, V, 3, v_dims, v_strides, v_box, 128);
 }
 
-// Stage 1's work items (WgmmaGemmArgs): the segment length, in row blocks, that finishes first on
-// `sms` CTAs, counting a panel's U load as one more row block (it brings twice a row block's bytes
-// of A at tk = 256, in rank-wide rows).
+// Stage 1's work items (WgmmaGemmArgs): the segment length, in row blocks of 64, that finishes
+// first on `sms` CTAs, counting a panel's U load as two more row blocks (it brings four times a row
+// block's bytes of A at tk = 256, in rank-wide rows, before the item's first product).
 static void stage1_items(WgmmaGemmArgs& a, int sms) {
   a.panels = a.rows * a.col_blocks;
   int64_t best = -1;
   for (int len = 1; len <= a.row_blocks; ++len) {
     const int64_t items = int64_t(a.panels) * ((a.row_blocks + len - 1) / len);
-    const int64_t cost = (items + sms - 1) / sms * (len + 1);
+    const int64_t cost = (items + sms - 1) / sms * (len + 2);
     if (best < 0 || cost <= best) best = cost, a.seg_len = len;  // ties: the longer segment
   }
   a.items = int(int64_t(a.panels) * ((a.row_blocks + a.seg_len - 1) / a.seg_len));
@@ -525,7 +525,7 @@ static cudaError_t launch_wgmma_gemm_path(const TsvdProblem& p, DType dtype, con
     const int64_t mc = std::min<int64_t>(plan.m_chunk, p.M - m0);
     const void* A_c = static_cast<const char*>(A) + size_t(m0) * size_t(p.K) * 2;
     const uint64_t a_dims[2] = {K, uint64_t(mc)}, a_strides[2] = {0, K * 2};
-    const uint32_t a_box[2] = {64, 128};
+    const uint32_t a_box[2] = {64, 64};  // stage 1's units of 64 rows
     const uint64_t t_dims[3] = {d2, cols, uint64_t(mc)}, t_strides[3] = {0, d2 * 2, ld_t * 2};
     const uint32_t t_box[3] = {64, 1, 128};
     const uint64_t ts_dims[4] = {uint64_t(kr), rows, cols, uint64_t(mc)};
@@ -538,7 +538,7 @@ static cudaError_t launch_wgmma_gemm_path(const TsvdProblem& p, DType dtype, con
       return m0 == 0 ? cudaErrorNotSupported : cudaErrorUnknown;  // later chunks differ from the first only in M
     const int64_t row_blocks = (mc + 127) / 128;
     a1.M = a2.M = mc;
-    a1.row_blocks = a2.row_blocks = int(row_blocks);
+    a1.row_blocks = int((mc + 63) / 64), a2.row_blocks = int(row_blocks);
     a2.units = int(row_blocks * int64_t(a2.col_blocks));
     stage1_items(a1, sms);
     a2.out = Y_c;

@@ -149,7 +149,13 @@ struct WgmmaMaps {
 // [64 k][kBSpan bytes] (MN-major; stage 1: U_ij, kBSpan = kR * 2; stage 2: V, kBSpan = 128).
 template <int Stage, int BN, int BSpan, int R, int ResidentChunks = 0>
 struct WgmmaGemmCfg {
-  static constexpr int kStage = Stage, kBM = 128, kBN = BN, kBSpan = BSpan, kR = R, kThreads = 384;
+  // Stage 1 runs the consumer warpgroups "ping-pong": each takes every other unit of 64 rows, so
+  // one's epilogue overlaps the other's products (its B, U, is resident and shared). Stage 2's two
+  // warpgroups share each unit of 128 rows, and so each slot's streamed B (V).
+  static constexpr bool kPingPong = Stage == 1;
+  static constexpr int kStage = Stage, kBM = kPingPong ? 64 : 128, kBN = BN, kBSpan = BSpan, kR = R;
+  static constexpr int kThreads = 384;
+  static constexpr int kSlotConsumerWarps = kPingPong ? 4 : 8;  // arrivals that free a ring slot
   static constexpr int kProducerRegs = 40, kConsumerRegs = 232;  // 128 x 40 + 256 x 232 <= 65536
   static constexpr int kAtomCols = BSpan / 2;                    // B columns per swizzle atom
   static constexpr int kTiles = BN / R;                          // stage 1: tiles per column block

@@ -83,7 +83,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     if (tid == 0) {
       for (int b = 0; b < ST; ++b) {
         tma::mbar_init(full(b), 1);   // the producer's arrive.expect_tx
-        tma::mbar_init(empty(b), 8);  // one arrival per consumer warp
+        tma::mbar_init(empty(b), C::kSlotConsumerWarps);  // one arrival per consumer warp reading it
       }
       tma::mbar_init(b_full, 1);
       tma::mbar_init(b_empty, 8);
@@ -135,13 +135,19 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     wgmma::registers_inc<C::kConsumerRegs>();
     const int cw = wg - 1, warp_in_wg = (tid / 32) % 4, g = lane >> 2, t2 = (lane & 3) * 2;
     float d[C::kBN / 2];  // this warpgroup's 64 rows x kBN columns, fp32
-    const uint64_t desc_a0 = wgmma::sw128_desc(ring + cw * 8192);
+    const uint64_t desc_a0 = wgmma::sw128_desc(ring + (C::kPingPong ? 0 : cw * 8192));
+    const int row_off = C::kPingPong ? 0 : 64 * cw;  // this warpgroup's first row in a unit
     // B: stage 1 the resident panel (chunk c at c * kBBytes), stage 2 the slot's B part.
     const uint64_t desc_b0 =
         wgmma::mn_atoms_desc<C::kBSpan>(kStage1 ? resident : ring + C::kABytes, C::kBAtomBytes);
-    int b = 0, round = 0, panels = 0;
+    int b = 0, round = 0, panels = 0, units = 0;
     walk([&](const Unit& w, bool opens, bool closes) {
       if (kStage1 && opens) tma::mbar_wait(b_full, panels & 1), ++panels;
+      if (C::kPingPong && (units++ & 1) != cw) {  // the other warpgroup's unit: skip its slots
+        b += w.chunks, round += b / ST, b %= ST;
+        if (closes && lane == 0) tma::mbar_arrive(b_empty);  // after this warpgroup's units of the item
+        return;
+      }
       int pend = -1;  // slots are released one step late, after the wait that leaves one group in flight
       for (int c = 0; c < w.chunks; ++c) {
         tma::mbar_wait(full(b), round & 1);
@@ -197,7 +203,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
         tma::fence_proxy_async_smem();  // the stores below read these bytes through the async proxy
         tma::named_barrier(1 + cw, 128);
         if (leader) {
-          const int row0 = int(w.m0) + 64 * cw;
+          const int row0 = int(w.m0) + row_off;
           if constexpr (kStage1) {
 #pragma unroll 1
             for (int jj = 0; jj < C::kTiles; ++jj) {
@@ -217,7 +223,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       const T* bias = static_cast<const T*>(a.bias);
 #pragma unroll
       for (int e2 = 0; e2 < 2; ++e2) {
-        const int64_t m = w.m0 + 64 * cw + 16 * warp_in_wg + g + 8 * e2;
+        const int64_t m = w.m0 + row_off + 16 * warp_in_wg + g + 8 * e2;
         if (m >= a.M) continue;
         T* row = out + m * a.ld_out;
 #pragma unroll
