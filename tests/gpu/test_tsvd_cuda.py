@@ -277,6 +277,16 @@ def test_tsvd_wgmma_gemm_matches_float64(shape, lead, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("shape,M", [((512, 512, 256, 256, 64), 6000), ((1024, 1024, 128, 128, 16), 9000),
+                                     ((768, 512, 256, 256, 32), 4097)], ids=lambda x: str(x))
+def test_tsvd_wgmma_gemm_long_items(shape, M, dtype, rng):
+    """Few panels and many rows: each CTA walks long runs of 64-row units through its ring many
+    times over, the two consumer warpgroups taking turns (the ping-pong order of stage 1)."""
+    K, N, tk, tn, r = shape
+    check_case(((), K, N, tk, tn, r, False, False, True), (M,), dtype, rng, path=5)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("cap", [1, 300 * 1024])
 def test_tsvd_wgmma_gemm_row_chunks(cap, dtype, rng):
     """A T workspace cap smaller than T: rows go in chunks of 128 (cap 1) or of the most that fit,

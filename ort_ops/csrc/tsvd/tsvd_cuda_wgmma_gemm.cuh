@@ -37,7 +37,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
   } else {
     constexpr int ST = C::kStages, kR = C::kR;
     constexpr bool kStage1 = C::kStage == 1;
-    __shared__ __align__(8) uint64_t bars[2 * ST + 2];
+    __shared__ __align__(8) uint64_t bars[2 * ST + 4];
     extern __shared__ __align__(16) unsigned char smem_raw[];
     // [resident B (stage 1: U of one panel)][ring of k-chunk slots][staging], swizzle atoms 1024-aligned
     const uint32_t resident = (ptx::smem_u32(smem_raw) + 1023u) & ~1023u;
@@ -47,6 +47,11 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     auto full = [&](int b) { return bar0 + 8u * b; };
     auto empty = [&](int b) { return bar0 + 8u * (ST + b); };
     const uint32_t b_full = bar0 + 8u * (2 * ST), b_empty = b_full + 8u;  // the resident block
+    // Ping-pong turns: warpgroup w's products of a unit start once the other's products of the unit
+    // before were issued. Without it a warpgroup that skips the other's unit could wait on a slot's
+    // full barrier two rounds ahead, which an mbarrier's phase parity cannot tell from the round
+    // before (it would read the slot early).
+    auto turn = [&](int w) { return bar0 + 8u * (2 * ST + 2 + w); };
 
     // A unit is one 128 x kBN output block. Stage 1: items (a panel = tile row i x column block,
     // and a segment of row blocks; WgmmaGemmArgs) strided over the grid, each loading its panel's
@@ -87,6 +92,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       }
       tma::mbar_init(b_full, 1);
       tma::mbar_init(b_empty, 8);
+      tma::mbar_init(turn(0), 4), tma::mbar_init(turn(1), 4);
       tma::fence_mbar_init();
     }
     __syncthreads();
@@ -140,13 +146,17 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     // B: stage 1 the resident panel (chunk c at c * kBBytes), stage 2 the slot's B part.
     const uint64_t desc_b0 =
         wgmma::mn_atoms_desc<C::kBSpan>(kStage1 ? resident : ring + C::kABytes, C::kBAtomBytes);
-    int b = 0, round = 0, panels = 0, units = 0;
+    int b = 0, round = 0, panels = 0, units = 0, mine = 0;
     walk([&](const Unit& w, bool opens, bool closes) {
       if (kStage1 && opens) tma::mbar_wait(b_full, panels & 1), ++panels;
       if (C::kPingPong && (units++ & 1) != cw) {  // the other warpgroup's unit: skip its slots
         b += w.chunks, round += b / ST, b %= ST;
         if (closes && lane == 0) tma::mbar_arrive(b_empty);  // after this warpgroup's units of the item
         return;
+      }
+      if (C::kPingPong) {
+        if (cw == 1) tma::mbar_wait(turn(1), mine & 1);  // warpgroup 0 issued unit 2 * mine
+        else if (mine > 0) tma::mbar_wait(turn(0), (mine - 1) & 1);  // warpgroup 1 issued unit 2 * mine - 1
       }
       int pend = -1;  // slots are released one step late, after the wait that leaves one group in flight
       for (int c = 0; c < w.chunks; ++c) {
@@ -164,6 +174,8 @@ __global__ void __launch_bounds__(C::kThreads, 1)
         pend = b;
         if (++b == ST) b = 0, ++round;
       }
+      if (C::kPingPong && lane == 0) tma::mbar_arrive(turn(1 - cw));
+      ++mine;
       wgmma::wait<0>();
       if (pend >= 0 && lane == 0) tma::mbar_arrive(empty(pend));
       if (kStage1 && closes && lane == 0) tma::mbar_arrive(b_empty);  // the panel's U may be replaced
