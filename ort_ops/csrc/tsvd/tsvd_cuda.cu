@@ -257,7 +257,7 @@ bool wgmma_gemm_fits(const TsvdProblem& p, DType dtype) {
   if (!wgmma_fits(p, dtype) || p.shared_u || p.tk > 256) return false;  // stage 1 holds tk x 256 of U
   const int64_t kr = wgmma_rank_padding(p.rank), rows = p.used_tile_rows(), cols = p.used_tile_cols();
   const int64_t row_blocks = (p.M + 127) / 128, col_blocks1 = (cols * kr + 255) / 256;
-  return 2 * row_blocks * rows * col_blocks1 < (int64_t(1) << 31) && row_blocks * cols < (int64_t(1) << 31) &&
+  return 2 * row_blocks * rows * col_blocks1 < (int64_t(1) << 31) && 2 * row_blocks * cols < (int64_t(1) << 31) &&
          cols * rows * kr < (int64_t(1) << 31) && p.Tn * p.Tk < (int64_t(1) << 31);
 }
 bool wgmma_gemm_preferred(const TsvdProblem& p) {
@@ -538,8 +538,8 @@ static cudaError_t launch_wgmma_gemm_path(const TsvdProblem& p, DType dtype, con
       return m0 == 0 ? cudaErrorNotSupported : cudaErrorUnknown;  // later chunks differ from the first only in M
     const int64_t row_blocks = (mc + 127) / 128;
     a1.M = a2.M = mc;
-    a1.row_blocks = int((mc + 63) / 64), a2.row_blocks = int(row_blocks);
-    a2.units = int(row_blocks * int64_t(a2.col_blocks));
+    a1.row_blocks = int((mc + 63) / 64), a2.row_blocks = int(row_blocks);  // stage 1 in units of 64 rows
+    a2.units = int(int64_t(a2.row_blocks) * a2.col_blocks);
     stage1_items(a1, sms);
     a2.out = Y_c;
     const int g1 = std::min(a1.items, sms), g2 = std::min(a2.units, sms);
