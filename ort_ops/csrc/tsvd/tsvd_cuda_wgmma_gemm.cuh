@@ -1,7 +1,7 @@
 // Private: the two-stage Hopper path of TSVDMatMul for large M (sm_90a warpgroup MMAs, TMA),
 // 16-bit types, included once per dtype (tsvd_cuda_fp16.cu, tsvd_cuda_bf16.cu).
 //
-// Both stages are one GEMM kernel (WgmmaGemmCfg, tsvd_cuda_traits.h), each CTA computing 128 x kBN
+// Both stages are one GEMM kernel (WgmmaGemmCfg, tsvd_cuda_traits.h), each CTA computing kBM x kBN
 // output blocks ("units") one after another:
 //   stage 1, unit (row block, tile row i, column block):
 //     T[m][j][i * kR + s] = sum_k A[m][i * tk + k] U[i][j][k][s]   for the kBN / kR tiles j of the block
@@ -21,7 +21,9 @@
 // block to the input type (T as the fused kernel rounds its Z) into a swizzled staging buffer and
 // one of its threads issues TMA stores, so the next unit's products start while the bytes go out
 // (measured: direct scattered stores of T left the tensor cores idle for a large part of each
-// short stage-1 unit, docs/tsvd_cuda.md). Zero padding comes from the maps' bounds.
+// short stage-1 unit, docs/tsvd_cuda.md). Stage 1's warpgroups take turns over 64-row units
+// ("ping-pong": one's epilogue under the other's products); stage 2's share 128-row units and
+// their slots' V. Zero padding comes from the maps' bounds.
 #pragma once
 #include "common/cuda_tma.cuh"
 #include "common/cuda_wgmma.cuh"
@@ -53,7 +55,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     // before (it would read the slot early).
     auto turn = [&](int w) { return bar0 + 8u * (2 * ST + 2 + w); };
 
-    // A unit is one 128 x kBN output block. Stage 1: items (a panel = tile row i x column block,
+    // A unit is one kBM x kBN output block. Stage 1: items (a panel = tile row i x column block,
     // and a segment of row blocks; WgmmaGemmArgs) strided over the grid, each loading its panel's
     // U (tk x 256) once and streaming A past it. Stage 2: units strided over the grid, tile column
     // fastest. walk(f) calls f(unit, opens an item, closes an item) for this CTA's units in order.
