@@ -212,20 +212,24 @@ def test_tsvd_wgmma_matches_float64(shape, lead, dtype, rng):
     check_case(((), K, N, tk, tn, r, su, False, with_bias), lead, dtype, rng, path=3)
 
 
+# Forced paths of the Hopper kernels: 3 the fused one, 5 the two-stage GEMMs.
+@pytest.mark.parametrize("path", [3, 5])
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("shape", [(600, 520, 256, 256, 32), (1000, 700, 96, 128, 16), (264, 1000, 128, 128, 40)],
                          ids=lambda s: "K{}N{}t{}x{}r{}".format(*s))
-def test_tsvd_wgmma_ignored_entries_poisoned(shape, dtype, rng):
-    """The Hopper kernel's partial last tile row loads U through its own tensor map, whose rows end
-    at K: Inf in U's rows past K (and NaN in V's columns past N) must not reach the output."""
+def test_tsvd_hopper_ignored_entries_poisoned(shape, dtype, path, rng):
+    """The Hopper kernels' partial last tile row loads U through its own tensor map, whose rows end
+    at K: Inf in U's rows past K (and NaN in V's columns past N, computed but never stored) must not
+    reach the output."""
     K, N, tk, tn, r = shape
-    check_case(((), K, N, tk, tn, r, False, False, True), (300,), dtype, rng, path=3, poison_ignored=True)
+    check_case(((), K, N, tk, tn, r, False, False, True), (300,), dtype, rng, path=path, poison_ignored=True)
 
 
+@pytest.mark.parametrize("path", [3, 5])
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_tsvd_wgmma_misaligned_a_falls_back(dtype, rng):
-    """A not 16-byte aligned: the launcher takes the fused kernel instead, same answer."""
-    check_case(((), 512, 512, 128, 128, 16, False, False, True), (300,), dtype, rng, path=3, misalign_a=True)
+def test_tsvd_hopper_misaligned_a_falls_back(dtype, path, rng):
+    """A not 16-byte aligned (no TMA): the launcher takes the fused kernel instead, same answer."""
+    check_case(((), 512, 512, 128, 128, 16, False, False, True), (300,), dtype, rng, path=path, misalign_a=True)
 
 
 def test_tsvd_wgmma_default_policy():
@@ -293,22 +297,6 @@ def test_tsvd_wgmma_gemm_row_chunks(cap, dtype, rng):
     the last chunk partial, each chunk's stage 1 overwriting the T its predecessor's stage 2 read."""
     check_case(((), 1000, 1000, 128, 128, 24, False, False, True), (1000,), dtype, rng, path=5, cap=cap)
     check_case(((), 512, 768, 256, 256, 64, False, False, True), (2, 333), dtype, rng, path=5, cap=cap)
-
-
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-@pytest.mark.parametrize("shape", [(600, 520, 256, 256, 32), (1000, 700, 96, 128, 16), (264, 1000, 128, 128, 40)],
-                         ids=lambda s: "K{}N{}t{}x{}r{}".format(*s))
-def test_tsvd_wgmma_gemm_ignored_entries_poisoned(shape, dtype, rng):
-    """The partial last tile row's U comes through its own map, whose rows end at K; V's columns
-    past N are computed but never stored: Inf / NaN there must not reach the output."""
-    K, N, tk, tn, r = shape
-    check_case(((), K, N, tk, tn, r, False, False, True), (300,), dtype, rng, path=5, poison_ignored=True)
-
-
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_tsvd_wgmma_gemm_misaligned_a_falls_back(dtype, rng):
-    """A not 16-byte aligned: the launcher takes the fused kernel instead, same answer."""
-    check_case(((), 512, 512, 128, 128, 16, False, False, True), (300,), dtype, rng, path=5, misalign_a=True)
 
 
 def test_tsvd_wgmma_gemm_default_policy():

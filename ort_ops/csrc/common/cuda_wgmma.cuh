@@ -134,15 +134,36 @@ __device__ __forceinline__ void mma_m64n64k16_rs(float (&d)[32], const uint32_t 
   "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), \
       "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
 
+// The wide products' accumulator operand lists (m64n128: 64 registers, m64n256: 128), used by
+// TSVDMatMul's two-stage Hopper GEMMs, whose N is a whole block of output columns.
+#define ORTOPS_WGMMA_D64 \
+  "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25," \
+  "%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48," \
+  "%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}"
+#define ORTOPS_WGMMA_D128 \
+  "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25," \
+  "%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48," \
+  "%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,%67,%68,%69,%70,%71," \
+  "%72,%73,%74,%75,%76,%77,%78,%79,%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94," \
+  "%95,%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,%112,%113,%114," \
+  "%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}"
+#define ORTOPS_WGMMA_ACC32_AT(d, o) \
+  "+f"(d[(o) + 0]), "+f"(d[(o) + 1]), "+f"(d[(o) + 2]), "+f"(d[(o) + 3]), "+f"(d[(o) + 4]), "+f"(d[(o) + 5]), "+f"(d[(o) + 6]), "+f"(d[(o) + 7]), \
+  "+f"(d[(o) + 8]), "+f"(d[(o) + 9]), "+f"(d[(o) + 10]), "+f"(d[(o) + 11]), "+f"(d[(o) + 12]), "+f"(d[(o) + 13]), "+f"(d[(o) + 14]), "+f"(d[(o) + 15]), \
+  "+f"(d[(o) + 16]), "+f"(d[(o) + 17]), "+f"(d[(o) + 18]), "+f"(d[(o) + 19]), "+f"(d[(o) + 20]), "+f"(d[(o) + 21]), "+f"(d[(o) + 22]), "+f"(d[(o) + 23]), \
+  "+f"(d[(o) + 24]), "+f"(d[(o) + 25]), "+f"(d[(o) + 26]), "+f"(d[(o) + 27]), "+f"(d[(o) + 28]), "+f"(d[(o) + 29]), "+f"(d[(o) + 30]), "+f"(d[(o) + 31])
+#define ORTOPS_WGMMA_ACC64(d) ORTOPS_WGMMA_ACC32_AT(d, 0), ORTOPS_WGMMA_ACC32_AT(d, 32)
+#define ORTOPS_WGMMA_ACC128(d) ORTOPS_WGMMA_ACC64(d), ORTOPS_WGMMA_ACC32_AT(d, 64), ORTOPS_WGMMA_ACC32_AT(d, 96)
+
 // d (64 x N, fp32) (+)= a (64 x 16, smem descriptor, K-major) · b (16 x N, smem descriptor), for
-// N = 16, 32, 64: both operands from shared memory, as the attention band's Q·Kᵀ reads Q's and
+// N = 16, 32, 64, 128, 256: both operands from shared memory, as the attention band's Q·Kᵀ reads Q's and
 // K's [row][d] tiles (N = 64, kTransB = 0). kTransB: B MN-major (as TSVD's U[k][rank] rows are). With the 128-byte swizzle an MN-major B narrower than 64 reads the first N columns
 // of its 64-wide swizzle atom.
 template <typename T, int N, int kTransB>
 __device__ __forceinline__ void mma_m64nNk16_ss(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b,
                                                 int accumulate) {
   static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "16-bit float types only");
-  static_assert(N == 16 || N == 32 || N == 64, "N: 16, 32 or 64");
+  static_assert(N == 16 || N == 32 || N == 64 || N == 128 || N == 256, "N: 16, 32, 64, 128 or 256");
   constexpr bool kHalf = std::is_same_v<T, __half>;
 #define ORTOPS_WGMMA_SS(SHAPE, TYPE, DLIST, ACC, P, DA, DB, TB)                                          \
   ORTOPS_WGMMA_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, " P ", 0;\n"                                         \
@@ -162,11 +183,23 @@ __device__ __forceinline__ void mma_m64nNk16_ss(float (&d)[N / 2], uint64_t desc
     } else {
       ORTOPS_WGMMA_SS("m64n32k16", "bf16", ORTOPS_WGMMA_D16, ORTOPS_WGMMA_ACC16, "%19", "%16", "%17", "%18");
     }
-  } else {
+  } else if constexpr (N == 64) {
     if constexpr (kHalf) {
       ORTOPS_WGMMA_SS("m64n64k16", "f16", ORTOPS_WGMMA_D32, ORTOPS_WGMMA_ACC32, "%35", "%32", "%33", "%34");
     } else {
       ORTOPS_WGMMA_SS("m64n64k16", "bf16", ORTOPS_WGMMA_D32, ORTOPS_WGMMA_ACC32, "%35", "%32", "%33", "%34");
+    }
+  } else if constexpr (N == 128) {
+    if constexpr (kHalf) {
+      ORTOPS_WGMMA_SS("m64n128k16", "f16", ORTOPS_WGMMA_D64, ORTOPS_WGMMA_ACC64, "%67", "%64", "%65", "%66");
+    } else {
+      ORTOPS_WGMMA_SS("m64n128k16", "bf16", ORTOPS_WGMMA_D64, ORTOPS_WGMMA_ACC64, "%67", "%64", "%65", "%66");
+    }
+  } else {
+    if constexpr (kHalf) {
+      ORTOPS_WGMMA_SS("m64n256k16", "f16", ORTOPS_WGMMA_D128, ORTOPS_WGMMA_ACC128, "%131", "%128", "%129", "%130");
+    } else {
+      ORTOPS_WGMMA_SS("m64n256k16", "bf16", ORTOPS_WGMMA_D128, ORTOPS_WGMMA_ACC128, "%131", "%128", "%129", "%130");
     }
   }
 #undef ORTOPS_WGMMA_SS
@@ -205,56 +238,6 @@ __device__ __forceinline__ void mma_m64nNk16_rs(float (&d)[N / 2], const uint32_
 #undef ORTOPS_WGMMA_RS
 }
 
-// The wide products of TSVDMatMul's two-stage Hopper GEMMs (m64n128: 64 accumulator registers,
-// m64n256: 128): their operand lists and read-write constraints.
-#define ORTOPS_WGMMA_D64 \
-  "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25," \
-  "%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48," \
-  "%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}"
-#define ORTOPS_WGMMA_D128 \
-  "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25," \
-  "%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48," \
-  "%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,%67,%68,%69,%70,%71," \
-  "%72,%73,%74,%75,%76,%77,%78,%79,%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94," \
-  "%95,%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,%112,%113,%114," \
-  "%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}"
-#define ORTOPS_WGMMA_ACC32_AT(d, o) \
-  "+f"(d[(o) + 0]), "+f"(d[(o) + 1]), "+f"(d[(o) + 2]), "+f"(d[(o) + 3]), "+f"(d[(o) + 4]), "+f"(d[(o) + 5]), "+f"(d[(o) + 6]), "+f"(d[(o) + 7]), \
-  "+f"(d[(o) + 8]), "+f"(d[(o) + 9]), "+f"(d[(o) + 10]), "+f"(d[(o) + 11]), "+f"(d[(o) + 12]), "+f"(d[(o) + 13]), "+f"(d[(o) + 14]), "+f"(d[(o) + 15]), \
-  "+f"(d[(o) + 16]), "+f"(d[(o) + 17]), "+f"(d[(o) + 18]), "+f"(d[(o) + 19]), "+f"(d[(o) + 20]), "+f"(d[(o) + 21]), "+f"(d[(o) + 22]), "+f"(d[(o) + 23]), \
-  "+f"(d[(o) + 24]), "+f"(d[(o) + 25]), "+f"(d[(o) + 26]), "+f"(d[(o) + 27]), "+f"(d[(o) + 28]), "+f"(d[(o) + 29]), "+f"(d[(o) + 30]), "+f"(d[(o) + 31])
-#define ORTOPS_WGMMA_ACC64(d) ORTOPS_WGMMA_ACC32_AT(d, 0), ORTOPS_WGMMA_ACC32_AT(d, 32)
-#define ORTOPS_WGMMA_ACC128(d) ORTOPS_WGMMA_ACC64(d), ORTOPS_WGMMA_ACC32_AT(d, 64), ORTOPS_WGMMA_ACC32_AT(d, 96)
 
-// d (64 x N, fp32) (+)= a (64 x 16, smem descriptor, K-major) · b (16 x N, smem descriptor), for
-// N = 128 or 256: one product reads its A tile once for all N columns, where N / 16 narrow
-// products would read it N / 16 times (shared-memory bandwidth is what bounds narrow products).
-template <typename T, int N, int kTransB>
-__device__ __forceinline__ void mma_m64nNk16_ss_wide(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b,
-                                                     int accumulate) {
-  static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "16-bit float types only");
-  static_assert(N == 128 || N == 256, "N: 128 or 256");
-  constexpr bool kHalf = std::is_same_v<T, __half>;
-#define ORTOPS_WGMMA_SSW(SHAPE, TYPE, DLIST, ACC, P, DA, DB, TB)                                         \
-  ORTOPS_WGMMA_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, " P ", 0;\n"                                        \
-                   "wgmma.mma_async.sync.aligned." SHAPE ".f32." TYPE "." TYPE " " DLIST ", " DA ", " DB \
-                   ", p, 1, 1, 0, " TB ";\n}\n"                                                         \
-                   : ACC(d)                                                                             \
-                   : "l"(desc_a), "l"(desc_b), "n"(kTransB), "r"(accumulate))
-  if constexpr (N == 128) {
-    if constexpr (kHalf) {
-      ORTOPS_WGMMA_SSW("m64n128k16", "f16", ORTOPS_WGMMA_D64, ORTOPS_WGMMA_ACC64, "%67", "%64", "%65", "%66");
-    } else {
-      ORTOPS_WGMMA_SSW("m64n128k16", "bf16", ORTOPS_WGMMA_D64, ORTOPS_WGMMA_ACC64, "%67", "%64", "%65", "%66");
-    }
-  } else {
-    if constexpr (kHalf) {
-      ORTOPS_WGMMA_SSW("m64n256k16", "f16", ORTOPS_WGMMA_D128, ORTOPS_WGMMA_ACC128, "%131", "%128", "%129", "%130");
-    } else {
-      ORTOPS_WGMMA_SSW("m64n256k16", "bf16", ORTOPS_WGMMA_D128, ORTOPS_WGMMA_ACC128, "%131", "%128", "%129", "%130");
-    }
-  }
-#undef ORTOPS_WGMMA_SSW
-}
 
 }  // namespace ortops::cuda::wgmma

@@ -168,8 +168,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
         wgmma::fence();
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks)
-          wgmma::mma_m64nNk16_ss_wide<T, C::kBN, 1>(d, desc_a0 + slot + ks * 2, desc_b + ks * C::kBSpan,
-                                                    c > 0 || ks > 0);
+          wgmma::mma_m64nNk16_ss<T, C::kBN, 1>(d, desc_a0 + slot + ks * 2, desc_b + ks * C::kBSpan, c > 0 || ks > 0);
         wgmma::commit();
         wgmma::wait<1>();
         if (pend >= 0 && lane == 0) tma::mbar_arrive(empty(pend));
